@@ -1,0 +1,869 @@
+"""`QuantumBackedButler`: a butler backed only by its quantum, recording every call.
+
+Each public call validates its arguments, does its I/O through the
+`FileDatastore`, appends exactly one event to the log, folds that event into
+the running provenance, and then returns or raises. The running state is the
+fold of the log by construction (`ProvenanceReducer` holds the rules), so
+`extract_provenance_data` is a pure read that costs only building its result.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from types import TracebackType
+from typing import Any, Literal
+
+import structlog
+
+from .datastore import FileDatastore
+from .errors import (
+    BadReadRequestError,
+    ButlerClosedError,
+    InvalidDefinitionError,
+    LogSealedError,
+    OutputAlreadyStoredError,
+    OutputNotPredictedError,
+    PathEscapeError,
+    PruneArgumentError,
+    PruneNotOwnedError,
+    StorageClassError,
+)
+from .events import Event
+from .fold import ProvenanceReducer, Status
+from .ids import as_uuid, uuid7
+from .logs import EventLog, InMemoryEventLog, JsonLinesEventLog
+from .model import DatasetRef, Quantum
+from .provenance import QuantumProvenanceData
+
+__all__ = ["DeferredDatasetHandle", "QuantumBackedButler"]
+
+_log = structlog.get_logger("qbb_events")
+
+try:
+    _LIBRARY_VERSION = metadata.version("qbb-events")
+except metadata.PackageNotFoundError:  # running from a source tree
+    _LIBRARY_VERSION = "0+unknown"
+
+_HOST = socket.gethostname()
+
+LogArg = EventLog | str | os.PathLike[str] | None
+
+
+def _error_info(err: BaseException) -> dict[str, str]:
+    return {"exc_type": type(err).__name__, "message": str(err)}
+
+
+def _ref_info(ref: DatasetRef) -> dict[str, Any]:
+    return {
+        "id": ref.id,
+        "dataset_type": ref.dataset_type.name,
+        "run": ref.run,
+        "data_id": ref.data_id.to_dict(),
+    }
+
+
+def _quantum_info(quantum: Quantum) -> dict[str, Any]:
+    refs = (*quantum.inputs, *quantum.init_inputs, *quantum.outputs)
+    types = {ref.dataset_type.name: ref.dataset_type for ref in refs}
+    return {
+        "id": quantum.id,
+        "task_label": quantum.task_label,
+        "data_id": quantum.data_id.to_dict(),
+        "dataset_types": [
+            {"name": t.name, "storage_class": t.storage_class, "dimensions": list(t.dimensions)}
+            for t in sorted(types.values(), key=lambda t: t.name)
+        ],
+        "inputs": [_ref_info(ref) for ref in quantum.inputs],
+        "init_inputs": [_ref_info(ref) for ref in quantum.init_inputs],
+        "outputs": [_ref_info(ref) for ref in quantum.outputs],
+        "input_records": {
+            name: list(records) for name, records in sorted(quantum.datastore_records.items())
+        },
+    }
+
+
+def _open_log(log: LogArg) -> EventLog:
+    if log is None:
+        return InMemoryEventLog()
+    if isinstance(log, EventLog):
+        return log
+    if isinstance(log, str | os.PathLike):
+        return JsonLinesEventLog(log)
+    raise TypeError(f"log must be an EventLog, a file path or None, not {type(log).__name__}.")
+
+
+def _check_ref(ref: object) -> DatasetRef:
+    if not isinstance(ref, DatasetRef):
+        raise TypeError(f"Expected a DatasetRef, got {type(ref).__name__}.")
+    return ref
+
+
+class DeferredDatasetHandle:
+    """A handle that reads its dataset when asked, recording the load.
+
+    Parameters
+    ----------
+    butler : `QuantumBackedButler`
+        The butler that made it.
+    ref : `DatasetRef`
+        The dataset.
+    parameters : `~collections.abc.Mapping`, optional
+        Read parameters given to ``getDeferred``.
+    storage_class : `str`, optional
+        Storage class given to ``getDeferred``.
+    """
+
+    __slots__ = ("_butler", "_parameters", "_ref", "_storage_class")
+
+    def __init__(
+        self,
+        butler: QuantumBackedButler,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any] | None,
+        storage_class: str | None,
+    ) -> None:
+        self._butler = butler
+        self._ref = ref
+        self._parameters = dict(parameters or {})
+        self._storage_class = storage_class
+
+    @property
+    def ref(self) -> DatasetRef:
+        """The dataset (`DatasetRef`)."""
+        return self._ref
+
+    @property
+    def dataId(self) -> Mapping[str, int | str]:
+        """The dataset's data ID (`~collections.abc.Mapping`)."""
+        return self._ref.data_id
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        """Read parameters given to ``getDeferred`` (`~collections.abc.Mapping`)."""
+        return self._parameters
+
+    def get(
+        self, *, parameters: Mapping[str, Any] | None = None, storageClass: str | None = None
+    ) -> Any:
+        """Read the dataset, as `QuantumBackedButler.get` does, logging ``deferred_loaded``.
+
+        Parameters
+        ----------
+        parameters : `~collections.abc.Mapping`, optional
+            Read parameters, merged over those given to ``getDeferred``.
+        storageClass : `str`, optional
+            Storage class expected; defaults to the one given to ``getDeferred``.
+
+        Returns
+        -------
+        obj : `object`
+            The dataset.
+
+        Raises
+        ------
+        BadReadRequestError, ArtifactNotFoundError, UnreadableArtifactError, ButlerClosedError
+            As `QuantumBackedButler.get`.
+        """
+        merged = {**self._parameters, **(parameters or {})}
+        return self._butler._read(
+            self._ref, merged or None, storageClass or self._storage_class, "deferred_loaded"
+        )
+
+    def __repr__(self) -> str:
+        return f"DeferredDatasetHandle({self._ref!r})"
+
+
+class QuantumBackedButler:
+    """A butler for one quantum that records what the task reads and writes.
+
+    Make one with `initialize` (from a `Quantum`) or `from_predicted` (from
+    predicted datasets), hand it to the task, then `close` it (or use it as a
+    context manager) and read `extract_provenance_data`.
+
+    Notes
+    -----
+    Every call appends exactly one event before it returns or raises, except
+    a call whose argument is not a `DatasetRef` (a `TypeError`, before
+    anything happens) and any call after the quantum finished
+    (`ButlerClosedError`). Only the quantum's own predicted datasets change
+    the provenance; reads and checks of other datasets are logged for audit.
+    """
+
+    def __init__(
+        self,
+        datastore: FileDatastore,
+        quantum_info: dict[str, Any],
+        predicted_inputs: Mapping[uuid.UUID, DatasetRef | None],
+        predicted_outputs: Mapping[uuid.UUID, DatasetRef | None],
+        log: EventLog,
+        attempt: int,
+    ) -> None:
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+            raise InvalidDefinitionError(f"attempt must be an int >= 0, got {attempt!r}.")
+        self._datastore = datastore
+        self._inputs = predicted_inputs
+        self._outputs = predicted_outputs
+        self._quantum_id: uuid.UUID = quantum_info["id"]
+        self._log = log
+        self._reducer = ProvenanceReducer()
+        self._wall0 = time.perf_counter_ns()
+        self._cpu0 = time.process_time_ns()
+        log.bind(self._quantum_id, attempt)
+        log.append(
+            "quantum_started",
+            {
+                "quantum": quantum_info,
+                "host": _HOST,
+                "pid": os.getpid(),
+                "library_version": _LIBRARY_VERSION,
+            },
+        )
+        self._reducer.start(self._quantum_id, predicted_inputs, predicted_outputs)
+
+    # -- construction ----------------------------------------------------
+
+    @classmethod
+    def initialize(
+        cls,
+        root: str | os.PathLike[str] | FileDatastore,
+        quantum: Quantum,
+        *,
+        log: LogArg = None,
+        attempt: int = 0,
+    ) -> QuantumBackedButler:
+        """Make a butler for a quantum.
+
+        Parameters
+        ----------
+        root : `str`, `os.PathLike` or `FileDatastore`
+            Datastore root directory, or the datastore itself.
+        quantum : `Quantum`
+            The quantum to execute.
+        log : `EventLog`, `str`, `os.PathLike` or `None`, optional
+            Where to record events: a log object, a JSON Lines file path, or
+            `None` for an in-memory log.
+        attempt : `int`, optional
+            Attempt number of this execution, from 0.
+
+        Returns
+        -------
+        butler : `QuantumBackedButler`
+            A butler whose log holds ``quantum_started``.
+
+        Raises
+        ------
+        TypeError
+            If ``quantum`` is not a `Quantum` or ``log`` has a wrong type.
+        LogExistsError
+            If ``log`` is a path that already holds events.
+        """
+        if not isinstance(quantum, Quantum):
+            raise TypeError(f"Expected a Quantum, got {type(quantum).__name__}.")
+        datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
+        return cls(
+            datastore,
+            _quantum_info(quantum),
+            quantum.predicted_inputs,
+            quantum.predicted_outputs,
+            _open_log(log),
+            attempt,
+        )
+
+    @classmethod
+    def from_predicted(
+        cls,
+        root: str | os.PathLike[str] | FileDatastore,
+        predicted_inputs: Iterable[DatasetRef | uuid.UUID | str],
+        predicted_outputs: Iterable[DatasetRef | uuid.UUID | str],
+        *,
+        log: LogArg = None,
+        attempt: int = 0,
+        quantum_id: uuid.UUID | None = None,
+    ) -> QuantumBackedButler:
+        """Make a butler from predicted datasets alone.
+
+        Parameters
+        ----------
+        root : `str`, `os.PathLike` or `FileDatastore`
+            Datastore root directory, or the datastore itself.
+        predicted_inputs : `~collections.abc.Iterable`
+            Predicted inputs, as refs or bare dataset ids.
+        predicted_outputs : `~collections.abc.Iterable`
+            Predicted outputs, as refs or bare dataset ids.
+        log : `EventLog`, `str`, `os.PathLike` or `None`, optional
+            Where to record events.
+        attempt : `int`, optional
+            Attempt number, from 0.
+        quantum_id : `uuid.UUID`, optional
+            Id to record for the quantum; a new UUIDv7 by default.
+
+        Returns
+        -------
+        butler : `QuantumBackedButler`
+            A butler whose log holds ``quantum_started``; the task label is
+            unknown and bare ids are recorded without type, run or data ID.
+
+        Raises
+        ------
+        InvalidDefinitionError
+            If an id is not a UUID, or a dataset is both input and output.
+        """
+        inputs = _predicted_map(predicted_inputs, "predicted input")
+        outputs = _predicted_map(predicted_outputs, "predicted output")
+        both = inputs.keys() & outputs.keys()
+        if both:
+            raise InvalidDefinitionError(
+                f"Datasets {sorted(map(str, both))} are both predicted inputs and outputs."
+            )
+        refs = [ref for ref in (*inputs.values(), *outputs.values()) if ref is not None]
+        types = {ref.dataset_type.name: ref.dataset_type for ref in refs}
+
+        def info(dataset_id: uuid.UUID, ref: DatasetRef | None) -> dict[str, Any]:
+            if ref is not None:
+                return _ref_info(ref)
+            return {"id": dataset_id, "dataset_type": None, "run": None, "data_id": None}
+
+        quantum_info: dict[str, Any] = {
+            "id": quantum_id or uuid7(),
+            "task_label": None,
+            "data_id": {},
+            "dataset_types": [
+                {"name": t.name, "storage_class": t.storage_class, "dimensions": list(t.dimensions)}
+                for t in sorted(types.values(), key=lambda t: t.name)
+            ],
+            "inputs": [info(i, r) for i, r in inputs.items()],
+            "init_inputs": [],
+            "outputs": [info(i, r) for i, r in outputs.items()],
+            "input_records": {},
+        }
+        datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
+        return cls(datastore, quantum_info, inputs, outputs, _open_log(log), attempt)
+
+    # -- properties ------------------------------------------------------
+
+    @property
+    def quantum_id(self) -> uuid.UUID:
+        """Id of the quantum (`uuid.UUID`)."""
+        return self._quantum_id
+
+    @property
+    def datastore(self) -> FileDatastore:
+        """The datastore it reads and writes (`FileDatastore`)."""
+        return self._datastore
+
+    @property
+    def log(self) -> EventLog:
+        """The event log (`EventLog`)."""
+        return self._log
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events appended so far (`tuple` [`Event`, ...])."""
+        return self._log.events
+
+    @property
+    def finished(self) -> bool:
+        """Whether ``quantum_finished`` was recorded (`bool`)."""
+        return self._log.sealed
+
+    def _check_open(self) -> None:
+        if self._log.sealed:
+            raise ButlerClosedError(
+                f"Quantum {self._quantum_id} has finished; its butler no longer reads or writes."
+            )
+
+    def _mismatch(self, ref: DatasetRef, predicted: DatasetRef | None) -> str | None:
+        # A ref with a predicted id but another definition is a wrong request.
+        if predicted is None or predicted is ref or predicted == ref:
+            return None
+        if predicted.dataset_type.storage_class != ref.dataset_type.storage_class:
+            return (
+                f"Dataset {ref.id} has storage class {predicted.dataset_type.storage_class!r} in "
+                f"the quantum, not {ref.dataset_type.storage_class!r}."
+            )
+        return f"Ref {ref!r} does not match the quantum's {predicted!r}."
+
+    # -- reading ---------------------------------------------------------
+
+    def get(
+        self,
+        ref: DatasetRef,
+        /,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        storageClass: str | None = None,
+    ) -> Any:
+        """Read a dataset, recording ``input_read``.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        parameters : `~collections.abc.Mapping`, optional
+            Read parameters (``columns`` for ``arrow``).
+        storageClass : `str`, optional
+            Storage class expected; it must be the dataset type's.
+
+        Returns
+        -------
+        obj : `object`
+            The dataset.
+
+        Raises
+        ------
+        BadReadRequestError
+            Unknown parameter, wrong storage class, a ref that contradicts the
+            quantum, or a path outside the root (a `ValueError`; the input is
+            not marked unavailable).
+        ArtifactNotFoundError, UnreadableArtifactError, OSError
+            The artifact is missing or unreadable; a predicted input becomes
+            unavailable.
+        ButlerClosedError
+            If the quantum has finished.
+        """
+        return self._read(_check_ref(ref), parameters, storageClass, "input_read")
+
+    def _read(
+        self,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any] | None,
+        storage_class: str | None,
+        kind: Literal["input_read", "deferred_loaded"],
+    ) -> Any:
+        self._check_open()
+        dataset_id = ref.id
+        start = time.perf_counter_ns()
+        try:
+            mismatch = self._mismatch(
+                ref, self._inputs.get(dataset_id) or self._outputs.get(dataset_id)
+            )
+            if mismatch is not None:
+                raise BadReadRequestError(mismatch)
+            obj, nbytes = self._datastore.read(
+                ref, parameters=parameters, storage_class=storage_class
+            )
+        except Exception as err:
+            if isinstance(err, BadReadRequestError | PathEscapeError | InvalidDefinitionError):
+                category = "bad_request"
+            elif isinstance(err, OSError | LookupError):
+                category = "missing"
+            else:
+                category = "error"
+            self._log.append(
+                kind,
+                {
+                    "dataset_id": dataset_id,
+                    "ok": False,
+                    "failure": {**_error_info(err), "category": category},
+                    "bytes_read": 0,
+                    "duration_ns": time.perf_counter_ns() - start,
+                },
+            )
+            self._reducer.read(dataset_id, category)
+            raise
+        self._log.append(
+            kind,
+            {
+                "dataset_id": dataset_id,
+                "ok": True,
+                "failure": None,
+                "bytes_read": nbytes,
+                "duration_ns": time.perf_counter_ns() - start,
+            },
+        )
+        self._reducer.read(dataset_id, None)
+        return obj
+
+    def getDeferred(
+        self,
+        ref: DatasetRef,
+        /,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        storageClass: str | None = None,
+    ) -> DeferredDatasetHandle:
+        """Return a handle that reads the dataset later; record ``deferred_requested``.
+
+        No I/O is done. A predicted input counts as used at once, since the
+        handle may be read by code the butler never sees.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        parameters : `~collections.abc.Mapping`, optional
+            Read parameters for the later load.
+        storageClass : `str`, optional
+            Storage class expected by the later load.
+
+        Returns
+        -------
+        handle : `DeferredDatasetHandle`
+            Its ``get()`` reads the dataset and records ``deferred_loaded``.
+
+        Raises
+        ------
+        ButlerClosedError
+            If the quantum has finished.
+        """
+        ref = _check_ref(ref)
+        self._check_open()
+        self._log.append("deferred_requested", {"dataset_id": ref.id})
+        self._reducer.deferred(ref.id)
+        return DeferredDatasetHandle(self, ref, parameters, storageClass)
+
+    # -- existence -------------------------------------------------------
+
+    def stored(self, ref: DatasetRef) -> bool:
+        """Return whether a dataset's artifact is stored; record ``existence_checked``.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+
+        Returns
+        -------
+        stored : `bool`
+            Whether the artifact exists. A predicted input becomes available
+            or unavailable accordingly.
+
+        Raises
+        ------
+        ButlerClosedError
+            If the quantum has finished.
+        """
+        ref = _check_ref(ref)
+        self._check_open()
+        found = self._datastore.exists(ref)
+        self._log.append("existence_checked", {"dataset_ids": [ref.id], "results": [found]})
+        self._reducer.existence((ref.id,), (found,))
+        return found
+
+    def exists(self, ref: DatasetRef) -> bool:
+        """Return whether a dataset's artifact is stored: the same as `stored`.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+
+        Returns
+        -------
+        stored : `bool`
+            Whether the artifact exists.
+        """
+        return self.stored(ref)
+
+    def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
+        """Check many datasets at once, recording one ``existence_checked`` event.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            The datasets.
+
+        Returns
+        -------
+        stored : `dict` [`DatasetRef`, `bool`]
+            Whether each artifact exists.
+
+        Raises
+        ------
+        ButlerClosedError
+            If the quantum has finished.
+        """
+        refs = [_check_ref(ref) for ref in refs]
+        self._check_open()
+        exists = self._datastore.exists
+        results = {ref: exists(ref) for ref in refs}
+        ids = [ref.id for ref in results]
+        found = list(results.values())
+        self._log.append("existence_checked", {"dataset_ids": ids, "results": found})
+        self._reducer.existence(ids, found)
+        return results
+
+    def markInputUnused(self, ref: DatasetRef) -> None:
+        """Record that the task did not use an input after all.
+
+        A later successful read marks it used again. Never raises for a ref:
+        on a finished butler the call is ignored with a logged warning.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The input.
+        """
+        ref = _check_ref(ref)
+        try:
+            self._log.append("input_marked_unused", {"dataset_id": ref.id})
+        except LogSealedError:
+            _log.warning(
+                "mark_input_unused_after_finish",
+                quantum_id=str(self._quantum_id),
+                dataset_id=str(ref.id),
+            )
+            return
+        self._reducer.unused(ref.id)
+
+    # -- writing ---------------------------------------------------------
+
+    def put(self, obj: Any, ref: DatasetRef, /) -> DatasetRef:
+        """Write a predicted output, recording ``output_written`` or ``output_rejected``.
+
+        Parameters
+        ----------
+        obj : `object`
+            The object; it must fit the dataset type's storage class.
+        ref : `DatasetRef`
+            The output.
+
+        Returns
+        -------
+        ref : `DatasetRef`
+            The ref written.
+
+        Raises
+        ------
+        OutputNotPredictedError
+            If ``ref`` is not a predicted output (a `RuntimeError`).
+        OutputAlreadyStoredError
+            If its artifact is still stored (a `RuntimeError`); the artifact
+            and its record are left intact.
+        StorageClassError
+            If the object does not fit the storage class (a `TypeError`).
+        PathEscapeError
+            If the ref's path would leave the datastore root.
+        DatastoreWriteError
+            If the disk refuses the write (an `OSError`).
+        ButlerClosedError
+            If the quantum has finished.
+        """
+        ref = _check_ref(ref)
+        self._check_open()
+        start = time.perf_counter_ns()
+        try:
+            if ref.id not in self._outputs:
+                raise OutputNotPredictedError(
+                    f"Cannot put {ref!r}: it is not a predicted output of quantum "
+                    f"{self._quantum_id}."
+                )
+            mismatch = self._mismatch(ref, self._outputs[ref.id])
+            if mismatch is not None:
+                raise OutputNotPredictedError(f"Cannot put: {mismatch}")
+            record = self._datastore.put(obj, ref)
+        except Exception as err:
+            self._log.append(
+                "output_rejected",
+                {"dataset_id": ref.id, "reason": _rejection(err), "error": _error_info(err)},
+            )
+            raise
+        self._log.append(
+            "output_written",
+            {"dataset_id": ref.id, "record": record, "duration_ns": time.perf_counter_ns() - start},
+        )
+        self._reducer.written(ref.id, record)
+        return ref
+
+    def pruneDatasets(
+        self,
+        refs: Iterable[DatasetRef],
+        *,
+        disassociate: bool = True,
+        unstore: bool = False,
+        tags: Iterable[str] = (),
+        purge: bool = False,
+    ) -> None:
+        """Remove outputs of this quantum; record ``datasets_pruned``.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            Predicted outputs of this quantum.
+        disassociate : `bool`, optional
+            Must be `True` exactly when ``purge`` is.
+        unstore : `bool`, optional
+            Delete the artifacts; the outputs stay actual (without records)
+            and may be written again.
+        tags : `~collections.abc.Iterable` [`str`], optional
+            Must be empty: this butler has no tagged collections.
+        purge : `bool`, optional
+            Also drop the refs from the actual outputs; needs ``disassociate``
+            and ``unstore``.
+
+        Raises
+        ------
+        PruneArgumentError
+            If the flags break the reference's rules (a `TypeError`): purge
+            without disassociate or unstore, disassociate without purge, or tags.
+        PruneNotOwnedError
+            If a ref is not a predicted output of this quantum; nothing is deleted.
+        ButlerClosedError
+            If the quantum has finished.
+        """
+        refs = [_check_ref(ref) for ref in refs]
+        tags = list(tags)
+        self._check_open()
+        removed: list[uuid.UUID] = []
+        error: Exception | None = None
+        try:
+            if purge:
+                if not disassociate:
+                    raise PruneArgumentError("Cannot pass purge=True without disassociate=True.")
+                if not unstore:
+                    raise PruneArgumentError("Cannot pass purge=True without unstore=True.")
+            elif disassociate:
+                raise PruneArgumentError("Cannot pass disassociate=True without purge=True.")
+            if tags:
+                raise PruneArgumentError(f"This butler has no tagged collections; got {tags}.")
+            not_owned = [
+                ref
+                for ref in refs
+                if ref.id not in self._outputs or self._mismatch(ref, self._outputs[ref.id])
+            ]
+            if not_owned:
+                raise PruneNotOwnedError(
+                    f"Refusing to prune {len(not_owned)} dataset(s) that are not predicted "
+                    f"outputs of quantum {self._quantum_id}, e.g. {not_owned[0]!r}; "
+                    "nothing was deleted."
+                )
+            if unstore:
+                for ref in refs:
+                    if self._datastore.remove(ref):
+                        removed.append(ref.id)
+        except Exception as err:
+            error = err
+        ids = [ref.id for ref in refs]
+        self._log.append(
+            "datasets_pruned",
+            {
+                "dataset_ids": ids,
+                "disassociate": disassociate,
+                "unstore": unstore,
+                "purge": purge,
+                "removed": removed,
+                "error": None if error is None else _error_info(error),
+            },
+        )
+        self._reducer.pruned(ids, removed, purge and error is None)
+        if error is not None:
+            raise error
+
+    # -- finishing -------------------------------------------------------
+
+    def finish(self, status: Status = "succeeded", exception: BaseException | None = None) -> None:
+        """Record ``quantum_finished`` and seal the log.
+
+        Parameters
+        ----------
+        status : `str`, optional
+            ``succeeded``, ``failed`` or ``no_work``.
+        exception : `BaseException`, optional
+            The exception that ended the quantum, if any.
+
+        Raises
+        ------
+        ButlerClosedError
+            If the quantum has already finished.
+        InvalidDefinitionError
+            If ``status`` is not one of the three.
+        """
+        if status not in ("succeeded", "failed", "no_work"):
+            raise InvalidDefinitionError(
+                f"status must be 'succeeded', 'failed' or 'no_work', not {status!r}."
+            )
+        self._check_open()
+        self._log.append(
+            "quantum_finished",
+            {
+                "status": status,
+                "exception": None if exception is None else _error_info(exception),
+                "wall_ns": time.perf_counter_ns() - self._wall0,
+                "cpu_ns": time.process_time_ns() - self._cpu0,
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            },
+        )
+        self._reducer.finished(status)
+
+    def close(self) -> None:
+        """Finish the quantum as succeeded unless already finished, and close the log.
+
+        Idempotent; the events and provenance stay readable.
+        """
+        if not self._log.sealed:
+            self.finish("succeeded")
+        self._log.close()
+
+    def __enter__(self) -> QuantumBackedButler:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and not self._log.sealed:
+            self.finish("failed", exc)
+        self.close()
+
+    # -- provenance ------------------------------------------------------
+
+    def extract_provenance_data(self) -> QuantumProvenanceData:
+        """Return the provenance of the calls so far: ``fold(self.events)``.
+
+        A pure read: extracting twice gives equal results and logs the same
+        warnings (``inputs_used_but_missing``, ``unchecked_predicted_inputs``).
+
+        Returns
+        -------
+        provenance : `QuantumProvenanceData`
+            Predicted, available, actual inputs and outputs, records, warnings.
+        """
+        provenance = self._reducer.result()
+        for warning in provenance.warnings:
+            _log.warning(
+                warning.tag,
+                quantum_id=str(self._quantum_id),
+                dataset_ids=[str(i) for i in warning.dataset_ids],
+                message=warning.message,
+            )
+        return provenance
+
+    def __repr__(self) -> str:
+        return f"QuantumBackedButler(quantum={self._quantum_id}, datastore={self._datastore!r})"
+
+
+def _rejection(err: Exception) -> str:
+    if isinstance(err, OutputNotPredictedError):
+        return "not_predicted"
+    if isinstance(err, OutputAlreadyStoredError):
+        return "already_written"
+    if isinstance(err, StorageClassError):
+        return "invalid_object"
+    if isinstance(err, PathEscapeError | InvalidDefinitionError):
+        return "bad_path"
+    return "write_error"
+
+
+def _predicted_map(
+    items: Iterable[DatasetRef | uuid.UUID | str], what: str
+) -> dict[uuid.UUID, DatasetRef | None]:
+    result: dict[uuid.UUID, DatasetRef | None] = {}
+    for item in items:
+        if isinstance(item, DatasetRef):
+            prior = result.get(item.id)
+            if prior is not None and prior != item:
+                raise InvalidDefinitionError(
+                    f"{what} id {item.id} is given twice with different definitions."
+                )
+            result[item.id] = item
+        else:
+            result.setdefault(as_uuid(item, f"{what} id"), None)
+    return result

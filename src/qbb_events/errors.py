@@ -1,0 +1,196 @@
+"""The error tree of qbb_events.
+
+Every error the library raises derives from `QbbEventsError` and also from the
+builtin exception with the same meaning, so generic ``except`` clauses written
+against the reference butler keep working::
+
+    QbbEventsError
+    ├── InvalidDefinitionError (ValueError)      bad name, id, ref or quantum
+    │   └── InvalidDataIdError (ValueError, TypeError)  data ID value not int/str
+    ├── RecordTypeError (ValueError)             unregistered datastore record kind
+    ├── PathEscapeError (ValueError)             a path would leave the datastore root
+    ├── StorageClassError (TypeError)            object does not fit its storage class
+    ├── BadReadRequestError (ValueError)         unknown parameter, wrong storage class
+    ├── ArtifactNotFoundError (FileNotFoundError, LookupError)
+    ├── UnreadableArtifactError (OSError)        artifact exists but cannot be decoded
+    ├── DatastoreWriteError (OSError)            the disk refused a write
+    ├── OutputNotPredictedError (RuntimeError)   put of a ref the quantum did not predict
+    ├── OutputAlreadyStoredError (RuntimeError)  put of an output whose artifact exists
+    ├── PruneArgumentError (TypeError)           pruneDatasets flag rules
+    ├── PruneNotOwnedError (RuntimeError, ValueError)  prune of a dataset not owned
+    ├── ButlerClosedError (RuntimeError)         call on a finished butler
+    ├── LogSealedError (RuntimeError)            append after ``quantum_finished``
+    ├── LogExistsError (FileExistsError)         a log file that already holds events
+    ├── FoldError (ValueError)                   events that do not form one log
+    └── LogCorruptedError (ValueError)           a log that fails its checks
+        ├── UnknownEventKindError
+        └── SchemaVersionError
+
+`TornLogWarning` (a `UserWarning`) is issued, not raised, when a log's last
+record was cut short by a killed writer.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "BadReadRequestError",
+    "ButlerClosedError",
+    "DatastoreWriteError",
+    "FoldError",
+    "InvalidDataIdError",
+    "InvalidDefinitionError",
+    "LogCorruptedError",
+    "LogExistsError",
+    "LogSealedError",
+    "OutputAlreadyStoredError",
+    "OutputNotPredictedError",
+    "PathEscapeError",
+    "PruneArgumentError",
+    "PruneNotOwnedError",
+    "QbbEventsError",
+    "RecordTypeError",
+    "SchemaVersionError",
+    "StorageClassError",
+    "TornLogWarning",
+    "UnknownEventKindError",
+    "UnreadableArtifactError",
+]
+
+
+class QbbEventsError(Exception):
+    """Base class of every error raised by qbb_events."""
+
+
+class InvalidDefinitionError(QbbEventsError, ValueError):
+    """A dataset type, ref, data ID, id or quantum failed validation."""
+
+
+class InvalidDataIdError(InvalidDefinitionError, TypeError):
+    """A data ID is malformed: wrong keys, or a value that is not ``int``/``str``."""
+
+
+class RecordTypeError(QbbEventsError, ValueError):
+    """A stored datastore record names a ``record_type`` that is not registered."""
+
+
+class PathEscapeError(QbbEventsError, ValueError):
+    """A path built from a ref would leave the datastore root."""
+
+
+class StorageClassError(QbbEventsError, TypeError):
+    """An object cannot be written with its dataset type's storage class."""
+
+
+class BadReadRequestError(QbbEventsError, ValueError):
+    """A read was refused because the request itself is wrong.
+
+    Unknown or malformed parameters and a storage class that does not match
+    the dataset are bad requests: they say nothing about whether the artifact
+    is available, so they never mark an input unavailable.
+    """
+
+
+class ArtifactNotFoundError(QbbEventsError, FileNotFoundError, LookupError):
+    """The datastore holds no artifact for this dataset."""
+
+
+class UnreadableArtifactError(QbbEventsError, OSError):
+    """The artifact exists but cannot be decoded (truncated, corrupt, wrong format)."""
+
+
+class DatastoreWriteError(QbbEventsError, OSError):
+    """The file system refused a datastore write (``ENOSPC``, ``EIO``, ...)."""
+
+
+class OutputNotPredictedError(QbbEventsError, RuntimeError):
+    """``put`` of a ref that is not one of the quantum's predicted outputs."""
+
+
+class OutputAlreadyStoredError(QbbEventsError, RuntimeError):
+    """``put`` of an output whose artifact is still stored.
+
+    The existing artifact and its record are left untouched.
+    """
+
+
+class PruneArgumentError(QbbEventsError, TypeError):
+    """``pruneDatasets`` flags violate the reference's argument rules."""
+
+
+class PruneNotOwnedError(QbbEventsError, RuntimeError, ValueError):
+    """``pruneDatasets`` named a dataset that is not a predicted output of the quantum.
+
+    A quantum may only delete files it owns; nothing is deleted when this is raised.
+    """
+
+
+class ButlerClosedError(QbbEventsError, RuntimeError):
+    """A call was made on a butler whose quantum has finished."""
+
+
+class LogSealedError(QbbEventsError, RuntimeError):
+    """An event was appended to a log after its ``quantum_finished`` event."""
+
+
+class LogExistsError(QbbEventsError, FileExistsError):
+    """A new log was asked for at a path that already holds events."""
+
+
+class FoldError(QbbEventsError, ValueError):
+    """The events given to `fold` do not form a single, ordered quantum log."""
+
+
+class LogCorruptedError(QbbEventsError, ValueError):
+    """A stored log failed its checks.
+
+    Parameters
+    ----------
+    message : `str`
+        What is wrong.
+    line : `int` or `None`
+        1-based line (record) number in the stored log, when known.
+    seq : `int` or `None`
+        Sequence number of the offending event, when known.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None, seq: int | None = None):
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if seq is not None:
+            where.append(f"seq {seq}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.message = message
+        self.line = line
+        self.seq = seq
+
+    def at_line(self, line: int | None) -> LogCorruptedError:
+        """Return the same error, placed at a stored line.
+
+        Parameters
+        ----------
+        line : `int` or `None`
+            1-based line (record) number.
+
+        Returns
+        -------
+        error : `LogCorruptedError`
+            An error of the same class naming the line as well.
+        """
+        return type(self)(self.message, line=line, seq=self.seq)
+
+
+class UnknownEventKindError(LogCorruptedError):
+    """An event names a kind this version of qbb_events does not know."""
+
+
+class SchemaVersionError(LogCorruptedError):
+    """An event was written with a schema version this library cannot read."""
+
+
+class TornLogWarning(UserWarning):
+    """A log's last record is incomplete: its writer was killed mid-write.
+
+    The whole events before it are returned; the torn record is ignored.
+    """

@@ -1,0 +1,176 @@
+"""The event-log interface: ordered, hash-chained, sealed after ``quantum_finished``."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any
+
+from ..errors import LogSealedError
+from ..events import GENESIS_HASH, SCHEMA_VERSION, Event, EventKind, chain_hash, parse_event
+
+__all__ = ["EventLog"]
+
+_Entry = tuple[int, int, str, dict[str, Any]]
+
+
+class EventLog(ABC):
+    """An append-only log of one quantum attempt.
+
+    The butler hands `append` an event's kind and fields; the log adds the
+    envelope (schema version, quantum id, attempt, ``seq``, timestamp,
+    ``prev_hash``, ``hash``) and keeps it. `events` returns the frozen event
+    models. After ``quantum_finished`` the log is sealed.
+
+    Notes
+    -----
+    Each event's content, ``seq`` and timestamp are fixed when it is
+    appended. Its hash is a deterministic function of those and of the
+    previous hash, so a store that does not need it at once (the in-memory
+    log) computes the chain when `events` is first read, keeping the hot path
+    of every butler call short; a store that writes each event (the file log)
+    computes it at once. Either way the events are the same.
+    """
+
+    def __init__(self) -> None:
+        self._quantum_id: uuid.UUID | None = None
+        self._attempt = 0
+        self._entries: list[_Entry] = []
+        self._hashes: list[str] = []
+        self._events: list[Event] = []
+        self._last_ts = 0
+        self._sealed = False
+        self._lock = threading.Lock()
+
+    @property
+    def quantum_id(self) -> uuid.UUID | None:
+        """Id of the quantum this log records, once bound (`uuid.UUID` or `None`)."""
+        return self._quantum_id
+
+    @property
+    def attempt(self) -> int:
+        """Attempt number of the quantum execution (`int`)."""
+        return self._attempt
+
+    @property
+    def sealed(self) -> bool:
+        """Whether ``quantum_finished`` was appended (`bool`)."""
+        return self._sealed
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def bind(self, quantum_id: uuid.UUID, attempt: int) -> None:
+        """Attach the log to a quantum attempt before its first event.
+
+        Parameters
+        ----------
+        quantum_id : `uuid.UUID`
+            The quantum.
+        attempt : `int`
+            Attempt number, from 0.
+
+        Raises
+        ------
+        ValueError
+            If the log already holds events.
+        """
+        if self._entries:
+            raise ValueError(
+                f"This log already holds {len(self._entries)} events of quantum "
+                f"{self._quantum_id}; use a new log for each quantum attempt."
+            )
+        self._quantum_id = quantum_id
+        self._attempt = attempt
+
+    def append(self, kind: EventKind, payload: dict[str, Any]) -> int:
+        """Append one event.
+
+        Parameters
+        ----------
+        kind : `str`
+            The event kind.
+        payload : `dict`
+            The fields of that kind (not the envelope); the log keeps this
+            dict, so the caller must not change it afterwards.
+
+        Returns
+        -------
+        seq : `int`
+            The event's sequence number.
+
+        Raises
+        ------
+        LogSealedError
+            If ``quantum_finished`` was already appended.
+        """
+        with self._lock:
+            if self._sealed:
+                raise LogSealedError(
+                    f"The log of quantum {self._quantum_id} is sealed by quantum_finished; "
+                    f"cannot append {kind}."
+                )
+            seq = len(self._entries)
+            # Timestamps never go backwards within a log, even across a clock step.
+            ts = self._last_ts = max(time.time_ns(), self._last_ts)
+            entry = (seq, ts, kind, payload)
+            self._store(entry)
+            self._entries.append(entry)
+            if kind == "quantum_finished":
+                self._sealed = True
+                self._on_seal()
+            return seq
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events appended so far (`tuple` [`Event`, ...])."""
+        with self._lock:
+            built = self._events
+            if len(built) < len(self._entries):
+                self._hash_through(len(self._entries))
+                for index in range(len(built), len(self._entries)):
+                    body = self._body(self._entries[index], self._prev_hash(index))
+                    body["hash"] = self._hashes[index]
+                    built.append(parse_event(body))
+            return tuple(built)
+
+    @property
+    def last_hash(self) -> str:
+        """Hash of the last event, or `GENESIS_HASH` for an empty log (`str`)."""
+        with self._lock:
+            self._hash_through(len(self._entries))
+            return self._hashes[-1] if self._hashes else GENESIS_HASH
+
+    def close(self) -> None:  # noqa: B027 - a store with nothing to release keeps this.
+        """Release the log's resources; the events stay readable."""
+
+    def _body(self, entry: _Entry, prev_hash: str) -> dict[str, Any]:
+        seq, ts, kind, payload = entry
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "quantum_id": self._quantum_id,
+            "attempt": self._attempt,
+            "seq": seq,
+            "timestamp_ns": ts,
+            "kind": kind,
+            "prev_hash": prev_hash,
+            **payload,
+        }
+
+    def _prev_hash(self, index: int) -> str:
+        return self._hashes[index - 1] if index else GENESIS_HASH
+
+    def _hash_through(self, count: int) -> None:
+        hashes = self._hashes
+        for index in range(len(hashes), count):
+            prev = self._prev_hash(index)
+            hashes.append(chain_hash(prev, self._body(self._entries[index], prev)))
+
+    @abstractmethod
+    def _store(self, entry: _Entry) -> None:
+        """Persist one entry before it joins the log; raise to refuse it."""
+
+    def _on_seal(self) -> None:  # noqa: B027 - optional hook.
+        """Run once ``quantum_finished`` was stored."""

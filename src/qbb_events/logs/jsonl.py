@@ -1,0 +1,89 @@
+"""The JSON Lines event log: one canonical-JSON event per line, written as it happens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import LogExistsError
+from ..events import canonical_json, chain_hash
+from .base import EventLog
+
+__all__ = ["JsonLinesEventLog"]
+
+
+class JsonLinesEventLog(EventLog):
+    """An append-only file holding one event per line.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The log file. It is created; an existing empty file is reused, an
+        existing file holding events is refused.
+
+    Raises
+    ------
+    LogExistsError
+        If ``path`` already holds events.
+
+    Notes
+    -----
+    Each line is the event's canonical JSON (keys sorted, no spaces) with its
+    ``hash``, written with a single ``write`` on a file opened in append mode,
+    so the operating system holds every event as soon as `append` returns. A
+    writer killed mid-line leaves a torn last line, which `read_log` reports
+    and skips. The file is ``fsync``-ed when the log is sealed or closed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            self._fd: int | None = os.open(self._path, flags | os.O_EXCL, 0o644)
+        except FileExistsError:
+            fd = os.open(self._path, flags, 0o644)
+            if os.fstat(fd).st_size:
+                os.close(fd)
+                raise LogExistsError(
+                    f"{self._path} already holds events; each quantum attempt needs its own log."
+                ) from None
+            self._fd = fd
+
+    @property
+    def path(self) -> Path:
+        """The log file (`pathlib.Path`)."""
+        return self._path
+
+    def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
+        if self._fd is None:
+            raise ValueError(f"The log {self._path} is closed.")
+        index = entry[0]
+        prev = self._prev_hash(index)
+        body = self._body(entry, prev)
+        digest = chain_hash(prev, body)
+        body["hash"] = digest
+        view = memoryview(canonical_json(body) + b"\n")
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._hashes.append(digest)
+
+    def _on_seal(self) -> None:
+        self._sync()
+
+    def _sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Sync and close the file; the events stay readable through `events`."""
+        with self._lock:
+            if self._fd is not None:
+                self._sync()
+                os.close(self._fd)
+                self._fd = None
+
+    def __repr__(self) -> str:
+        return f"JsonLinesEventLog({str(self._path)!r}, events={len(self)})"

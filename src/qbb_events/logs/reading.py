@@ -1,0 +1,155 @@
+"""Reading a JSON Lines log back, checking every event and the hash chain."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from ..errors import LogCorruptedError, TornLogWarning
+from ..events import GENESIS_HASH, Event, chain_hash, parse_event
+
+__all__ = ["check_chain", "read_log"]
+
+
+def read_log(path: str | os.PathLike[str]) -> list[Event]:
+    """Read a JSON Lines log and check it whole.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A log written by `JsonLinesEventLog`.
+
+    Returns
+    -------
+    events : `list` [`Event`]
+        Its events, in order.
+
+    Raises
+    ------
+    LogCorruptedError
+        If a line is not JSON, an event does not validate, ``seq`` skips or
+        repeats, ``prev_hash`` does not name the previous event, a hash does
+        not match the event's content, the quantum changes, or an event
+        follows ``quantum_finished``. The message names the line and ``seq``.
+    SchemaVersionError, UnknownEventKindError
+        For events this library cannot read.
+
+    Warns
+    -----
+    TornLogWarning
+        If the last line is incomplete (its writer was killed mid-write): the
+        whole events before it are returned.
+    """
+    with open(path, "rb") as stream:
+        data = stream.read()
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    if tail:
+        warnings.warn(
+            f"{os.fspath(path)}: line {len(lines) + 1} is incomplete ({len(tail)} bytes, "
+            "no newline): its writer was killed mid-write; it was ignored.",
+            TornLogWarning,
+            stacklevel=2,
+        )
+    return list(_check_lines(enumerate(lines, start=1)))
+
+
+def _check_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[Event]:
+    checker = _ChainChecker()
+    for number, line in lines:
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
+        if not isinstance(raw, dict):
+            raise LogCorruptedError("an event must be a JSON object", line=number)
+        yield checker.check(raw, number)
+
+
+class _ChainChecker:
+    """Checks events one at a time against the chain built so far."""
+
+    def __init__(self) -> None:
+        self.expected_seq = 0
+        self.prev_hash = GENESIS_HASH
+        self.quantum: tuple[uuid.UUID, int] | None = None
+        self.sealed_at: int | None = None
+
+    def check(self, raw: dict[str, Any], line: int | None) -> Event:
+        try:
+            event = parse_event(raw)
+        except LogCorruptedError as err:
+            # parse_event knows the seq but not where the event is stored.
+            raise err.at_line(line) from None
+        seq = event.seq
+        if seq != self.expected_seq:
+            what = (
+                "an event is missing or events are reordered"
+                if seq > self.expected_seq
+                else "an event is duplicated or events are reordered"
+            )
+            raise LogCorruptedError(
+                f"expected seq {self.expected_seq}, found seq {seq}: {what}", line=line, seq=seq
+            )
+        if self.sealed_at is not None:
+            raise LogCorruptedError(
+                f"event follows quantum_finished (seq {self.sealed_at}): the log was sealed",
+                line=line,
+                seq=seq,
+            )
+        identity = (event.quantum_id, event.attempt)
+        if self.quantum is None:
+            if event.kind != "quantum_started":
+                raise LogCorruptedError(
+                    f"a log must start with quantum_started, not {event.kind}", line=line, seq=seq
+                )
+            self.quantum = identity
+        elif identity != self.quantum:
+            raise LogCorruptedError(
+                f"event belongs to quantum {identity[0]} attempt {identity[1]}, not "
+                f"{self.quantum[0]} attempt {self.quantum[1]}: logs were spliced",
+                line=line,
+                seq=seq,
+            )
+        if event.prev_hash != self.prev_hash:
+            raise LogCorruptedError(
+                "prev_hash does not match the previous event's hash: an earlier event was "
+                "altered, removed or replaced",
+                line=line,
+                seq=seq,
+            )
+        body = {k: v for k, v in raw.items() if k != "hash"}
+        if chain_hash(self.prev_hash, body) != event.hash:
+            raise LogCorruptedError(
+                "hash does not match the event's content: the event was altered",
+                line=line,
+                seq=seq,
+            )
+        self.prev_hash = event.hash
+        self.expected_seq += 1
+        if event.kind == "quantum_finished":
+            self.sealed_at = seq
+        return event
+
+
+def check_chain(events: Iterable[Event]) -> None:
+    """Check that events form one whole, untampered log.
+
+    Parameters
+    ----------
+    events : `~collections.abc.Iterable` [`Event`]
+        Events in order, e.g. a butler's `events`.
+
+    Raises
+    ------
+    LogCorruptedError
+        As `read_log`, naming the ``seq`` (and the position, as ``line``).
+    """
+    checker = _ChainChecker()
+    for position, event in enumerate(events, start=1):
+        checker.check(event.model_dump(mode="json"), position)

@@ -1,0 +1,517 @@
+"""The domain model: dataset types, data IDs, dataset refs and quanta.
+
+All of them are immutable, hashable and validated when constructed, so an
+invalid definition fails where it is written rather than deep inside a run.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from .errors import InvalidDataIdError, InvalidDefinitionError
+from .ids import as_uuid, deterministic_uuid, uuid7
+from .records import FileRecord, record_from_data
+
+__all__ = [
+    "STORAGE_CLASSES",
+    "DataId",
+    "DataIdValue",
+    "DatasetRef",
+    "DatasetType",
+    "Quantum",
+    "deterministic_dataset_id",
+]
+
+STORAGE_CLASSES: Final = frozenset({"json", "arrow", "bytes"})
+"""Storage classes a `FileDatastore` can write: JSON values, Arrow tables, raw bytes."""
+
+DataIdValue = int | str
+"""Type of a data ID value."""
+
+_DATASET_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or _CONTROL.search(value):
+        raise InvalidDefinitionError(
+            f"{what} must be a non-empty string without control characters, got {value!r}."
+        )
+    return value
+
+
+class DataId(Mapping[str, DataIdValue]):
+    """An immutable, hashable mapping of dimension name to ``int`` or ``str``.
+
+    Parameters
+    ----------
+    values : `~collections.abc.Mapping` [`str`, `int` | `str`], optional
+        The data ID. Keys keep the order given.
+
+    Raises
+    ------
+    InvalidDataIdError
+        If a key is not an identifier or a value is not an ``int`` or ``str``
+        (``bool`` is refused although it is an ``int``).
+    """
+
+    __slots__ = ("_hash", "_items")
+
+    _items: dict[str, DataIdValue]
+    _hash: int
+
+    def __init__(self, values: Mapping[str, DataIdValue] | None = None) -> None:
+        if isinstance(values, DataId):
+            self._items, self._hash = values._items, values._hash
+            return
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            raise InvalidDataIdError(f"A data ID must be a mapping, got {values!r}.")
+        items: dict[str, DataIdValue] = {}
+        for key, value in values.items():
+            if not isinstance(key, str) or not _IDENTIFIER.match(key):
+                raise InvalidDataIdError(f"Data ID key {key!r} is not a valid dimension name.")
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InvalidDataIdError(
+                    f"Data ID value for {key!r} must be an int or a str, "
+                    f"got {type(value).__name__} {value!r}."
+                )
+            if isinstance(value, str):
+                _check_text(value, f"Data ID value for {key!r}")
+            items[key] = value
+        self._items = items
+        self._hash = hash(frozenset(items.items()))
+
+    def __getitem__(self, key: str) -> DataIdValue:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DataId):
+            return self._hash == other._hash and self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"DataId({self._items!r})"
+
+    def to_dict(self) -> dict[str, DataIdValue]:
+        """Return the data ID as a new plain `dict`.
+
+        Returns
+        -------
+        data_id : `dict` [`str`, `int` | `str`]
+            A copy, safe to mutate.
+        """
+        return dict(self._items)
+
+
+class DatasetType:
+    """A named kind of dataset: its storage class and data-ID dimensions.
+
+    Parameters
+    ----------
+    name : `str`
+        Dotted identifier, e.g. ``calexp`` or ``calexp.wcs``.
+    storage_class : `str`
+        One of `STORAGE_CLASSES`.
+    dimensions : `~collections.abc.Iterable` [`str`], optional
+        Names of the data-ID keys of its datasets, in path order.
+
+    Raises
+    ------
+    InvalidDefinitionError
+        If the name, storage class or a dimension name is invalid, or a
+        dimension is repeated.
+    """
+
+    __slots__ = ("_dimensions", "_hash", "_name", "_storage_class")
+
+    def __init__(self, name: str, storage_class: str, dimensions: Iterable[str] = ()) -> None:
+        if not isinstance(name, str) or not _DATASET_TYPE_NAME.match(name):
+            raise InvalidDefinitionError(
+                f"Dataset type name {name!r} is not a dotted identifier "
+                "(letters, digits and underscores, not starting with a digit)."
+            )
+        if storage_class not in STORAGE_CLASSES:
+            raise InvalidDefinitionError(
+                f"Unknown storage class {storage_class!r} for dataset type {name!r}; "
+                f"known: {sorted(STORAGE_CLASSES)}."
+            )
+        if isinstance(dimensions, str):
+            raise InvalidDefinitionError(
+                f"Dimensions of {name!r} must be an iterable of names, not the string "
+                f"{dimensions!r}."
+            )
+        dims = tuple(dimensions)
+        for dim in dims:
+            if not isinstance(dim, str) or not _IDENTIFIER.match(dim):
+                raise InvalidDefinitionError(f"Dimension name {dim!r} of {name!r} is invalid.")
+        if len(set(dims)) != len(dims):
+            raise InvalidDefinitionError(f"Dataset type {name!r} repeats a dimension: {dims}.")
+        self._name = name
+        self._storage_class = storage_class
+        self._dimensions = dims
+        self._hash = hash((name, storage_class, dims))
+
+    @property
+    def name(self) -> str:
+        """Name of the dataset type (`str`)."""
+        return self._name
+
+    @property
+    def storage_class(self) -> str:
+        """Storage class of its datasets (`str`)."""
+        return self._storage_class
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """Names of its data-ID keys (`tuple` [`str`, ...])."""
+        return self._dimensions
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatasetType):
+            return NotImplemented
+        return self is other or (
+            self._name == other._name
+            and self._storage_class == other._storage_class
+            and self._dimensions == other._dimensions
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"DatasetType({self._name!r}, {self._storage_class!r}, {self._dimensions!r})"
+
+
+class DatasetRef:
+    """One dataset: its id, dataset type, data ID and RUN collection.
+
+    Parameters
+    ----------
+    dataset_type : `DatasetType`
+        The dataset's type.
+    data_id : `~collections.abc.Mapping` [`str`, `int` | `str`]
+        Its data ID; the keys must be exactly the dataset type's dimensions.
+    run : `str`
+        Name of the RUN collection it belongs to.
+    id : `uuid.UUID` or `str`, optional
+        Its id; `None` makes a new time-ordered UUIDv7.
+
+    Raises
+    ------
+    InvalidDefinitionError
+        If an argument has the wrong type, the run name is empty, or the id is
+        not a UUID.
+    InvalidDataIdError
+        If the data ID does not match the dataset type's dimensions.
+    """
+
+    __slots__ = ("_data_id", "_dataset_type", "_id", "_run")
+
+    def __init__(
+        self,
+        dataset_type: DatasetType,
+        data_id: Mapping[str, DataIdValue],
+        run: str,
+        id: uuid.UUID | str | None = None,
+    ) -> None:
+        if not isinstance(dataset_type, DatasetType):
+            raise InvalidDefinitionError(
+                f"dataset_type must be a DatasetType, got {type(dataset_type).__name__}."
+            )
+        data_id = DataId(data_id)
+        if set(data_id) != set(dataset_type.dimensions):
+            raise InvalidDataIdError(
+                f"Data ID keys {sorted(data_id)} of a {dataset_type.name!r} dataset do not "
+                f"match its dimensions {sorted(dataset_type.dimensions)}."
+            )
+        self._dataset_type = dataset_type
+        self._data_id = data_id
+        self._run = _check_text(run, "RUN name")
+        self._id = uuid7() if id is None else as_uuid(id, "Dataset id")
+
+    @classmethod
+    def deterministic(
+        cls, dataset_type: DatasetType, data_id: Mapping[str, DataIdValue], run: str
+    ) -> DatasetRef:
+        """Make a ref whose id is derived from (run, dataset type, data ID).
+
+        Parameters
+        ----------
+        dataset_type : `DatasetType`
+            The dataset's type.
+        data_id : `~collections.abc.Mapping` [`str`, `int` | `str`]
+            Its data ID.
+        run : `str`
+            Its RUN collection.
+
+        Returns
+        -------
+        ref : `DatasetRef`
+            A ref whose id is the same wherever and whenever it is made.
+        """
+        data_id = DataId(data_id)
+        return cls(dataset_type, data_id, run, deterministic_dataset_id(dataset_type, data_id, run))
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Dataset id (`uuid.UUID`)."""
+        return self._id
+
+    @property
+    def dataset_type(self) -> DatasetType:
+        """Dataset type (`DatasetType`)."""
+        return self._dataset_type
+
+    @property
+    def datasetType(self) -> DatasetType:
+        """Dataset type, under the reference's camelCase name (`DatasetType`)."""
+        return self._dataset_type
+
+    @property
+    def data_id(self) -> DataId:
+        """Data ID (`DataId`)."""
+        return self._data_id
+
+    @property
+    def dataId(self) -> DataId:
+        """Data ID, under the reference's camelCase name (`DataId`)."""
+        return self._data_id
+
+    @property
+    def run(self) -> str:
+        """RUN collection name (`str`)."""
+        return self._run
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatasetRef):
+            return NotImplemented
+        return self is other or (
+            self._id == other._id
+            and self._run == other._run
+            and self._dataset_type == other._dataset_type
+            and self._data_id == other._data_id
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __repr__(self) -> str:
+        return (
+            f"DatasetRef({self._dataset_type.name!r}, {self._data_id.to_dict()!r}, "
+            f"run={self._run!r}, id={self._id})"
+        )
+
+
+def deterministic_dataset_id(
+    dataset_type: DatasetType, data_id: Mapping[str, DataIdValue], run: str
+) -> uuid.UUID:
+    """Return the deterministic id of the dataset (run, dataset type, data ID).
+
+    Parameters
+    ----------
+    dataset_type : `DatasetType`
+        The dataset's type; only its name is used.
+    data_id : `~collections.abc.Mapping` [`str`, `int` | `str`]
+        Its data ID; key order does not matter, and ``1`` and ``"1"`` differ.
+    run : `str`
+        Its RUN collection.
+
+    Returns
+    -------
+    id : `uuid.UUID`
+        A UUIDv5, equal for equal inputs on every machine.
+    """
+    parts = [run, dataset_type.name]
+    for key in sorted(data_id):
+        value = data_id[key]
+        parts.append(f"{key}={'i' if isinstance(value, int) else 's'}:{value}")
+    return deterministic_uuid(parts)
+
+
+def _ref_list(refs: Any, what: str) -> list[DatasetRef]:
+    if isinstance(refs, Mapping):
+        refs = [ref for group in refs.values() for ref in group]
+    if isinstance(refs, DatasetRef | str | bytes) or not isinstance(refs, Iterable):
+        raise InvalidDefinitionError(f"Quantum {what} must be an iterable of DatasetRef.")
+    result = list(refs)
+    for ref in result:
+        if not isinstance(ref, DatasetRef):
+            raise InvalidDefinitionError(
+                f"Quantum {what} must hold DatasetRef objects, got {type(ref).__name__}."
+            )
+    return result
+
+
+def _dedupe(
+    refs: list[DatasetRef], seen: dict[uuid.UUID, DatasetRef], what: str
+) -> tuple[DatasetRef, ...]:
+    result = []
+    for ref in refs:
+        prior = seen.get(ref.id)
+        if prior is None:
+            seen[ref.id] = ref
+            result.append(ref)
+        elif prior != ref:
+            raise InvalidDefinitionError(
+                f"Quantum {what} lists dataset id {ref.id} twice with different "
+                f"definitions: {prior!r} and {ref!r}."
+            )
+    return tuple(result)
+
+
+class Quantum:
+    """One execution of one task on one data ID, with its predicted datasets.
+
+    Parameters
+    ----------
+    task_label : `str`
+        Label of the task in its pipeline.
+    data_id : `~collections.abc.Mapping` [`str`, `int` | `str`]
+        Data ID the task runs on.
+    inputs : `~collections.abc.Iterable` [`DatasetRef`] or mapping of name to refs
+        Predicted inputs.
+    outputs : `~collections.abc.Iterable` [`DatasetRef`] or mapping of name to refs
+        Predicted outputs.
+    init_inputs : `~collections.abc.Iterable` [`DatasetRef`] or mapping, optional
+        Predicted init-inputs; they count as predicted inputs.
+    id : `uuid.UUID` or `str`, optional
+        Quantum id; `None` makes a new UUIDv7.
+    datastore_records : `~collections.abc.Mapping` [`str`, iterable of `FileRecord`], optional
+        Datastore records of the inputs, by datastore name.
+
+    Raises
+    ------
+    InvalidDefinitionError
+        If an argument is malformed, a dataset id appears twice with different
+        definitions, or a dataset is both an input and an output.
+    """
+
+    __slots__ = (
+        "_data_id",
+        "_datastore_records",
+        "_id",
+        "_init_inputs",
+        "_input_ids",
+        "_inputs",
+        "_output_ids",
+        "_outputs",
+        "_task_label",
+    )
+
+    def __init__(
+        self,
+        task_label: str,
+        data_id: Mapping[str, DataIdValue],
+        inputs: Iterable[DatasetRef] | Mapping[Any, Iterable[DatasetRef]],
+        outputs: Iterable[DatasetRef] | Mapping[Any, Iterable[DatasetRef]],
+        init_inputs: Iterable[DatasetRef] | Mapping[Any, Iterable[DatasetRef]] = (),
+        id: uuid.UUID | str | None = None,
+        datastore_records: Mapping[str, Iterable[FileRecord | Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self._task_label = _check_text(task_label, "Task label")
+        self._data_id = DataId(data_id)
+        self._id = uuid7() if id is None else as_uuid(id, "Quantum id")
+        seen_inputs: dict[uuid.UUID, DatasetRef] = {}
+        self._inputs = _dedupe(_ref_list(inputs, "inputs"), seen_inputs, "inputs")
+        self._init_inputs = _dedupe(
+            _ref_list(init_inputs, "init_inputs"), seen_inputs, "inputs and init-inputs"
+        )
+        seen_outputs: dict[uuid.UUID, DatasetRef] = {}
+        self._outputs = _dedupe(_ref_list(outputs, "outputs"), seen_outputs, "outputs")
+        both = seen_inputs.keys() & seen_outputs.keys()
+        if both:
+            raise InvalidDefinitionError(
+                f"Datasets {sorted(map(str, both))} are listed both as inputs and as outputs "
+                f"of quantum {self._task_label!r} {self._data_id.to_dict()}."
+            )
+        self._input_ids = seen_inputs
+        self._output_ids = seen_outputs
+        records: dict[str, tuple[FileRecord, ...]] = {}
+        for name, group in (datastore_records or {}).items():
+            records[_check_text(name, "Datastore name")] = tuple(map(record_from_data, group))
+        self._datastore_records = records
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Quantum id (`uuid.UUID`)."""
+        return self._id
+
+    @property
+    def task_label(self) -> str:
+        """Task label (`str`)."""
+        return self._task_label
+
+    @property
+    def data_id(self) -> DataId:
+        """Data ID the task runs on (`DataId`)."""
+        return self._data_id
+
+    @property
+    def inputs(self) -> tuple[DatasetRef, ...]:
+        """Predicted inputs, without init-inputs (`tuple` [`DatasetRef`, ...])."""
+        return self._inputs
+
+    @property
+    def init_inputs(self) -> tuple[DatasetRef, ...]:
+        """Predicted init-inputs (`tuple` [`DatasetRef`, ...])."""
+        return self._init_inputs
+
+    @property
+    def outputs(self) -> tuple[DatasetRef, ...]:
+        """Predicted outputs (`tuple` [`DatasetRef`, ...])."""
+        return self._outputs
+
+    @property
+    def predicted_inputs(self) -> Mapping[uuid.UUID, DatasetRef]:
+        """Inputs and init-inputs by id (`~collections.abc.Mapping`)."""
+        return self._input_ids
+
+    @property
+    def predicted_outputs(self) -> Mapping[uuid.UUID, DatasetRef]:
+        """Outputs by id (`~collections.abc.Mapping`)."""
+        return self._output_ids
+
+    @property
+    def datastore_records(self) -> Mapping[str, tuple[FileRecord, ...]]:
+        """Datastore records of the inputs, by datastore name (`~collections.abc.Mapping`)."""
+        return self._datastore_records
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Quantum):
+            return NotImplemented
+        return self is other or (
+            self._id == other._id
+            and self._task_label == other._task_label
+            and self._data_id == other._data_id
+            and self._inputs == other._inputs
+            and self._init_inputs == other._init_inputs
+            and self._outputs == other._outputs
+            and self._datastore_records == other._datastore_records
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Quantum({self._task_label!r}, {self._data_id.to_dict()!r}, "
+            f"inputs={len(self._inputs) + len(self._init_inputs)}, "
+            f"outputs={len(self._outputs)}, id={self._id})"
+        )

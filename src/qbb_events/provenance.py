@@ -1,0 +1,96 @@
+"""`QuantumProvenanceData`: what a quantum's log folds into, and its JSON form."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from .records import AnyRecord
+
+__all__ = ["ProvenanceWarning", "QuantumProvenanceData", "WarningTag"]
+
+
+def _sorted_ids(ids: frozenset[uuid.UUID]) -> list[uuid.UUID]:
+    return sorted(ids)
+
+
+# Sets are written sorted so that equal provenance always has equal JSON.
+IdSet = Annotated[frozenset[uuid.UUID], PlainSerializer(_sorted_ids, return_type=list[uuid.UUID])]
+
+WarningTag = Literal["inputs_used_but_missing", "unchecked_predicted_inputs"]
+"""Tags of the warnings a fold can raise."""
+
+
+class ProvenanceWarning(BaseModel):
+    """A warning found while folding a log.
+
+    Parameters
+    ----------
+    tag : `str`
+        ``inputs_used_but_missing``: inputs marked as used (by a deferred
+        handle) that were found missing and never read; they were dropped
+        from ``actual_inputs``. ``unchecked_predicted_inputs``: predicted
+        inputs never checked for existence nor read, so ``available_inputs``
+        may be incomplete.
+    dataset_ids : `list` [`uuid.UUID`]
+        The datasets concerned, sorted.
+    message : `str`
+        A sentence for people.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tag: WarningTag
+    dataset_ids: list[uuid.UUID]
+    message: str
+
+
+class QuantumProvenanceData(BaseModel):
+    """Which datasets a quantum predicted, found, used and wrote.
+
+    Parameters
+    ----------
+    predicted_inputs : `frozenset` [`uuid.UUID`]
+        Inputs and init-inputs of the quantum.
+    available_inputs : `frozenset` [`uuid.UUID`]
+        Predicted inputs observed present (existence check or successful read).
+    unavailable_inputs : `frozenset` [`uuid.UUID`]
+        Predicted inputs observed missing at least once (not in the reference's
+        model; kept so analytics need not re-fold).
+    actual_inputs : `frozenset` [`uuid.UUID`]
+        Predicted inputs actually used.
+    predicted_outputs : `frozenset` [`uuid.UUID`]
+        Outputs of the quantum.
+    actual_outputs : `frozenset` [`uuid.UUID`]
+        Outputs written and not purged.
+    datastore_records : `dict` [`str`, `list` [`FileRecord`]]
+        Records of the actual outputs still stored, by datastore name, sorted by
+        dataset id.
+    quantum_id : `uuid.UUID` or `None`
+        Id of the quantum, `None` for an empty log.
+    status : `str` or `None`
+        Status from ``quantum_finished``; `None` while the quantum runs.
+    warnings : `list` [`ProvenanceWarning`]
+        Warnings of the fold, also logged by the butler.
+
+    Notes
+    -----
+    JSON round-trips exactly: ``QuantumProvenanceData.model_validate_json(
+    p.model_dump_json()) == p``. Records are rebuilt through an explicit
+    registry of record kinds; nothing named in the data is imported.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    predicted_inputs: IdSet = frozenset()
+    available_inputs: IdSet = frozenset()
+    unavailable_inputs: IdSet = frozenset()
+    actual_inputs: IdSet = frozenset()
+    predicted_outputs: IdSet = frozenset()
+    actual_outputs: IdSet = frozenset()
+    datastore_records: dict[str, list[AnyRecord]] = Field(default_factory=dict)
+    quantum_id: uuid.UUID | None = None
+    status: Literal["succeeded", "failed", "no_work"] | None = None
+    warnings: list[ProvenanceWarning] = Field(default_factory=list)
