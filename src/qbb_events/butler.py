@@ -56,7 +56,9 @@ LogArg = EventLog | str | os.PathLike[str] | None
 
 
 def _error_info(err: BaseException) -> dict[str, str]:
-    return {"exc_type": type(err).__name__, "message": str(err)}
+    # Events are UTF-8 JSON: escape lone surrogates (e.g. undecodable file names).
+    message = str(err).encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"exc_type": type(err).__name__, "message": message}
 
 
 def _ref_info(ref: DatasetRef) -> dict[str, Any]:
@@ -212,6 +214,7 @@ class QuantumBackedButler:
         self._quantum_id: uuid.UUID = quantum_info["id"]
         self._log = log
         self._reducer = ProvenanceReducer()
+        self._finished = False
         self._wall0 = time.perf_counter_ns()
         self._cpu0 = time.process_time_ns()
         log.bind(self._quantum_id, attempt)
@@ -370,10 +373,10 @@ class QuantumBackedButler:
     @property
     def finished(self) -> bool:
         """Whether ``quantum_finished`` was recorded (`bool`)."""
-        return self._log.sealed
+        return self._finished
 
     def _check_open(self) -> None:
-        if self._log.sealed:
+        if self._finished:
             raise ButlerClosedError(
                 f"Quantum {self._quantum_id} has finished; its butler no longer reads or writes."
             )
@@ -789,6 +792,7 @@ class QuantumBackedButler:
                 "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             },
         )
+        self._finished = True
         self._reducer.finished(status)
 
     def close(self) -> None:
@@ -796,7 +800,7 @@ class QuantumBackedButler:
 
         Idempotent; the events and provenance stay readable.
         """
-        if not self._log.sealed:
+        if not self._finished:
             self.finish("succeeded")
         self._log.close()
 
@@ -809,7 +813,7 @@ class QuantumBackedButler:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and not self._log.sealed:
+        if exc is not None and not self._finished:
             self.finish("failed", exc)
         self.close()
 

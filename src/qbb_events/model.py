@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from .errors import InvalidDataIdError, InvalidDefinitionError
@@ -31,15 +32,20 @@ STORAGE_CLASSES: Final = frozenset({"json", "arrow", "bytes"})
 DataIdValue = int | str
 """Type of a data ID value."""
 
-_DATASET_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# \Z, not $: "$" also matches before a trailing newline.
+_DATASET_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+# Lone surrogates cannot be encoded as UTF-8, so no event could record them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-def _check_text(value: object, what: str) -> str:
+def _check_text(
+    value: object, what: str, error: type[InvalidDefinitionError] = InvalidDefinitionError
+) -> str:
     if not isinstance(value, str) or not value or _CONTROL.search(value):
-        raise InvalidDefinitionError(
-            f"{what} must be a non-empty string without control characters, got {value!r}."
+        raise error(
+            f"{what} must be a non-empty string without control characters or lone "
+            f"surrogates, got {value!r}."
         )
     return value
 
@@ -81,8 +87,13 @@ class DataId(Mapping[str, DataIdValue]):
                     f"Data ID value for {key!r} must be an int or a str, "
                     f"got {type(value).__name__} {value!r}."
                 )
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                # Events store data IDs as JSON integers, which are limited to 64 bits.
+                raise InvalidDataIdError(
+                    f"Data ID value for {key!r} must fit in a signed 64-bit integer, got {value!r}."
+                )
             if isinstance(value, str):
-                _check_text(value, f"Data ID value for {key!r}")
+                _check_text(value, f"Data ID value for {key!r}", InvalidDataIdError)
             items[key] = value
         self._items = items
         self._hash = hash(frozenset(items.items()))
@@ -338,7 +349,10 @@ def deterministic_dataset_id(
     id : `uuid.UUID`
         A UUIDv5, equal for equal inputs on every machine.
     """
-    parts = [run, dataset_type.name]
+    # Validate as DatasetRef does: a float 1.0 must not share the id of "1.0",
+    # and a NUL in the run would make the joined parts ambiguous.
+    data_id = DataId(data_id)
+    parts = [_check_text(run, "RUN name"), dataset_type.name]
     for key in sorted(data_id):
         value = data_id[key]
         parts.append(f"{key}={'i' if isinstance(value, int) else 's'}:{value}")
@@ -347,7 +361,14 @@ def deterministic_dataset_id(
 
 def _ref_list(refs: Any, what: str) -> list[DatasetRef]:
     if isinstance(refs, Mapping):
-        refs = [ref for group in refs.values() for ref in group]
+        groups = list(refs.values())
+        for group in groups:
+            if isinstance(group, DatasetRef | str | bytes) or not isinstance(group, Iterable):
+                raise InvalidDefinitionError(
+                    f"Quantum {what} mapping values must be iterables of DatasetRef, "
+                    f"got {type(group).__name__}."
+                )
+        refs = [ref for group in groups for ref in group]
     if isinstance(refs, DatasetRef | str | bytes) or not isinstance(refs, Iterable):
         raise InvalidDefinitionError(f"Quantum {what} must be an iterable of DatasetRef.")
     result = list(refs)
@@ -441,12 +462,12 @@ class Quantum:
                 f"Datasets {sorted(map(str, both))} are listed both as inputs and as outputs "
                 f"of quantum {self._task_label!r} {self._data_id.to_dict()}."
             )
-        self._input_ids = seen_inputs
-        self._output_ids = seen_outputs
+        self._input_ids = MappingProxyType(seen_inputs)
+        self._output_ids = MappingProxyType(seen_outputs)
         records: dict[str, tuple[FileRecord, ...]] = {}
         for name, group in (datastore_records or {}).items():
             records[_check_text(name, "Datastore name")] = tuple(map(record_from_data, group))
-        self._datastore_records = records
+        self._datastore_records = MappingProxyType(records)
 
     @property
     def id(self) -> uuid.UUID:

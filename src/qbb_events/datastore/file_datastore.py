@@ -25,6 +25,9 @@ from .templates import DEFAULT_TEMPLATE, PathTemplate
 __all__ = ["FileDatastore"]
 
 _CHUNK = 8 << 20
+# Rendering a template costs more than the stat it leads to, so paths are
+# cached per ref; the cache is dropped whole when full to bound its memory.
+_PATH_CACHE_SIZE = 1 << 16
 # Hard links give an atomic "create if absent"; these errors mean the file
 # system has none, and we fall back to rename after an existence check.
 _NO_LINK_ERRNOS = frozenset(
@@ -72,6 +75,7 @@ class FileDatastore:
         self._template = PathTemplate(template)
         self._fsync = fsync
         self._known_dirs: set[str] = set()
+        self._paths: dict[DatasetRef, str] = {}
         self._tmp_counter = itertools.count()
 
     @property
@@ -117,7 +121,13 @@ class FileDatastore:
         PathEscapeError
             If the ref's run or data ID would lead outside the root.
         """
-        return self._template.format(ref, self.formatter(ref).extension)
+        rel = self._paths.get(ref)
+        if rel is None:
+            rel = self._template.format(ref, self.formatter(ref).extension)
+            if len(self._paths) >= _PATH_CACHE_SIZE:
+                self._paths.clear()
+            self._paths[ref] = rel
+        return rel
 
     def path(self, ref: DatasetRef) -> Path:
         """Return the absolute path of a ref's artifact.
@@ -231,7 +241,7 @@ class FileDatastore:
                 f"{formatter.storage_class!r}, not {storage_class!r}."
             )
         check_parameters(formatter, parameters)
-        path = self._prefix + self._template.format(ref, formatter.extension)
+        path = self._prefix + self.relative_path(ref)
         try:
             with open(path, "rb") as stream:
                 data = stream.read()
@@ -270,7 +280,7 @@ class FileDatastore:
             If the file system refuses the write; nothing is published.
         """
         formatter = self.formatter(ref)
-        rel = self._template.format(ref, formatter.extension)
+        rel = self.relative_path(ref)
         final = self._prefix + rel
         if os.path.lexists(final):
             # Cheap early refusal; the hard link below is the race-free check.

@@ -75,6 +75,27 @@ def check_parameters(formatter: Formatter, parameters: Mapping[str, Any] | None)
             )
 
 
+_JSON_INTS = range(-(1 << 63), 1 << 64)
+"""Integers that read back as integers (beyond them the decoder makes floats)."""
+
+
+def _json_mismatch(obj: Any) -> str | None:
+    """Say why an object `json.dumps` accepted would not read back equal, or `None`."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    return f"dict key {key!r} is not a str"
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, int) and value not in _JSON_INTS:
+            return f"integer {value} does not fit in 64 bits"
+    return None
+
+
 class _JsonFormatter:
     name = "json"
     storage_class = "json"
@@ -84,12 +105,20 @@ class _JsonFormatter:
     def to_bytes(self, obj: Any) -> bytes:
         # The standard library encoder is strict about types (no sets, UUIDs,
         # dataclasses or NaN), so what is stored reads back as it was given.
+        # It is lax about three things that would not read back: non-str keys
+        # (silently made strings), integers beyond 64 bits (read as floats) and
+        # lone surrogates (unreadable); encoding without ``ensure_ascii`` makes
+        # ``.encode()`` refuse the last, `_json_mismatch` finds the others.
         try:
-            return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+            data = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+            problem = _json_mismatch(obj)
+            if problem is None:
+                return data.encode()
         except (TypeError, ValueError, RecursionError) as err:
-            raise StorageClassError(
-                f"A {type(obj).__name__} does not fit the 'json' storage class: {err}"
-            ) from None
+            problem = str(err)
+        raise StorageClassError(
+            f"A {type(obj).__name__} does not fit the 'json' storage class: {problem}"
+        )
 
     def from_bytes(self, data: bytes, parameters: Mapping[str, Any]) -> Any:
         try:

@@ -71,7 +71,17 @@ class PathTemplate:
                 f"Path template {template!r} must use {{run}}, {{dataset_type}} and "
                 "{data_id} or {id}, so that every dataset has its own path."
             )
-        if template.startswith("/") or any(not f.isidentifier() for f in fields):
+        # The literal parts are checked too: a fixed "." or ".." component would
+        # move every path, "{run}/../../{dataset_type}/{id}" out of the root.
+        skeleton = "".join(
+            literal + ("x" if field is not None else "")
+            for literal, field, _, _ in string.Formatter().parse(template)
+        )
+        if (
+            template.startswith("/")
+            or any(not f.isidentifier() for f in fields)
+            or any(part in {".", ".."} for part in skeleton.split("/"))
+        ):
             raise InvalidDefinitionError(f"Path template {template!r} is not a relative pattern.")
         self._template = template
         self._fields = fields

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import LogExistsError
-from ..events import canonical_json, chain_hash
+from ..events import canonical_json
 from .base import EventLog
 
 __all__ = ["JsonLinesEventLog"]
@@ -29,9 +30,10 @@ class JsonLinesEventLog(EventLog):
 
     Notes
     -----
-    Each line is the event's canonical JSON (keys sorted, no spaces) with its
-    ``hash``, written with a single ``write`` on a file opened in append mode,
-    so the operating system holds every event as soon as `append` returns. A
+    Each line is the canonical JSON of the event's body (keys sorted, no
+    spaces) with its ``hash`` appended as the last member, written with a
+    single ``write`` on a file opened in append mode, so the operating system
+    holds every event as soon as `append` returns. A
     writer killed mid-line leaves a torn last line, which `read_log` reports
     and skips. The file is ``fsync``-ed when the log is sealed or closed.
     """
@@ -60,12 +62,11 @@ class JsonLinesEventLog(EventLog):
     def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
         if self._fd is None:
             raise ValueError(f"The log {self._path} is closed.")
-        index = entry[0]
-        prev = self._prev_hash(index)
-        body = self._body(entry, prev)
-        digest = chain_hash(prev, body)
-        body["hash"] = digest
-        view = memoryview(canonical_json(body) + b"\n")
+        prev = self._prev_hash(entry[0])
+        canonical = canonical_json(self._body(entry, prev))
+        digest = hashlib.sha256(bytes.fromhex(prev) + canonical).hexdigest()
+        # The hash goes last, so the bytes before it are exactly what was hashed.
+        view = memoryview(b'%s,"hash":"%s"}\n' % (canonical[:-1], digest.encode()))
         while view:
             view = view[os.write(self._fd, view) :]
         self._hashes.append(digest)

@@ -1,0 +1,160 @@
+"""Per-call cost of the recording butler against the bare FileDatastore, in one run.
+
+For a quantum with N inputs and N outputs (2,000 each by default) this times,
+per call: ``stored``, ``stored_many`` (per dataset), ``get`` and ``put`` of a
+10-key dict, ``getDeferred`` and ``markInputUnused``; and, per quantum,
+``initialize`` and ``extract_provenance_data``. The bare datastore does the
+same I/O in the same process, interleaved round by round with the recording
+butler (in-memory log and JSON Lines file log), so the ratios compare like
+with like. Each figure is the median over rounds.
+
+Usage: ``python benchmarks/bench_butler.py [--n 2000] [--rounds 5] [--dir PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from qbb_events import DatasetRef, DatasetType, FileDatastore, Quantum, QuantumBackedButler
+
+INPUT = DatasetType("bench_in", "json", ("index",))
+OUTPUT = DatasetType("bench_out", "json", ("index",))
+PAYLOAD = {f"key{i}": i for i in range(10)}
+
+# Targets from the issue: (max µs per call) and (max ratio memory, max ratio file).
+ABSOLUTE_TARGETS_US = {
+    "stored": 20.0,
+    "get": 60.0,
+    "put": 150.0,
+    "initialize": 10_000.0,
+    "extract_provenance_data": 10_000.0,
+}
+RATIO_TARGETS = {"get": (1.10, 1.25), "put": (1.10, 1.25)}
+REFERENCE_US = {
+    "stored": 360.0,
+    "stored_many": 67.0,
+    "get": 900.0,
+    "put": 1565.0,
+    "initialize": 54_000.0,
+    "extract_provenance_data": 52_000.0,
+}
+
+
+def per_call_us(fn: Callable[[DatasetRef], object], refs: Sequence[DatasetRef]) -> float:
+    """Time ``fn`` over ``refs`` and return microseconds per call."""
+    start = time.perf_counter_ns()
+    for ref in refs:
+        fn(ref)
+    return (time.perf_counter_ns() - start) / len(refs) / 1000
+
+
+def once_us(fn: Callable[[], object]) -> float:
+    """Time one call of ``fn`` in microseconds."""
+    start = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - start) / 1000
+
+
+def run(n: int, rounds: int, base: Path) -> dict[str, dict[str, float]]:
+    """Run the benchmark and return medians by mode and operation."""
+    root = base / "repo"
+    datastore = FileDatastore(root)
+    inputs = [DatasetRef(INPUT, {"index": i}, "inputs") for i in range(n)]
+    for ref in inputs:
+        datastore.put(PAYLOAD, ref)
+    samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for round_ in range(rounds):
+        for mode in ("bare", "memory", "file"):
+            run_name = f"out_{mode}_{round_}_{uuid.uuid4().hex[:8]}"
+            outputs = [DatasetRef(OUTPUT, {"index": i}, run_name) for i in range(n)]
+            quantum = Quantum("bench", {"index": 0}, inputs, outputs)
+            s = samples[mode]
+            if mode == "bare":
+                ds = FileDatastore(root)
+                s["stored"].append(per_call_us(ds.exists, inputs))
+                start = time.perf_counter_ns()
+                {ref: ds.exists(ref) for ref in inputs}
+                s["stored_many"].append((time.perf_counter_ns() - start) / n / 1000)
+                s["get"].append(per_call_us(ds.get, inputs))
+                s["put"].append(per_call_us(lambda ref: ds.put(PAYLOAD, ref), outputs))
+                continue
+            log = None if mode == "memory" else base / "logs" / f"{run_name}.jsonl"
+            ds = FileDatastore(root)
+            holder: list[QuantumBackedButler] = []
+            s["initialize"].append(
+                once_us(lambda: holder.append(QuantumBackedButler.initialize(ds, quantum, log=log)))
+            )
+            butler = holder[0]
+            s["stored"].append(per_call_us(butler.stored, inputs))
+            start = time.perf_counter_ns()
+            butler.stored_many(inputs)
+            s["stored_many"].append((time.perf_counter_ns() - start) / n / 1000)
+            s["get"].append(per_call_us(butler.get, inputs))
+            s["getDeferred"].append(per_call_us(butler.getDeferred, inputs))
+            s["markInputUnused"].append(per_call_us(butler.markInputUnused, inputs))
+            s["put"].append(per_call_us(lambda ref, b=butler: b.put(PAYLOAD, ref), outputs))
+            s["extract_provenance_data"].append(once_us(butler.extract_provenance_data))
+            s["events (materialize all)"].append(once_us(lambda b=butler: b.events))
+            butler.close()
+        shutil.rmtree(root / "out_bare_{round_}", ignore_errors=True)
+    return {mode: {op: statistics.median(v) for op, v in ops.items()} for mode, ops in samples.items()}
+
+
+def main() -> None:
+    """Parse arguments, run, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="inputs and outputs per quantum")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--dir", type=Path, default=None, help="work directory on the disk to test")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="qbb-bench-", dir=args.dir))
+    try:
+        results = run(args.n, args.rounds, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    bare, memory, file = results["bare"], results["memory"], results["file"]
+    ops = [
+        "stored",
+        "stored_many",
+        "get",
+        "put",
+        "getDeferred",
+        "markInputUnused",
+        "initialize",
+        "extract_provenance_data",
+        "events (materialize all)",
+    ]
+    header = (
+        f"{'operation (µs per call)':<26}{'bare':>9}{'memory':>9}{'ratio':>7}"
+        f"{'file':>9}{'ratio':>7}{'target':>18}{'reference':>11}"
+    )
+    print(f"quantum with {args.n} inputs and {args.n} outputs, median of {args.rounds} rounds")
+    print(header)
+    print("-" * len(header))
+    for op in ops:
+        b = bare.get(op)
+        m, f = memory[op], file[op]
+        rm = f"{m / b:.2f}" if b else "-"
+        rf = f"{f / b:.2f}" if b else "-"
+        target = []
+        if op in ABSOLUTE_TARGETS_US:
+            target.append(f"<={ABSOLUTE_TARGETS_US[op]:g}")
+        if op in RATIO_TARGETS:
+            target.append("x{:.2f}/x{:.2f}".format(*RATIO_TARGETS[op]))
+        ref = REFERENCE_US.get(op)
+        print(
+            f"{op:<26}{'-' if b is None else f'{b:.1f}':>9}{m:>9.1f}{rm:>7}{f:>9.1f}{rf:>7}"
+            f"{' '.join(target) or '-':>18}{'-' if ref is None else f'{ref:g}':>11}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Uses the public API as an executor author would; checked by ``mypy --strict`` in CI.
+
+It is not a test module: it shows that the types users see are precise.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from qbb_events import (
+    DatasetRef,
+    DatasetType,
+    Event,
+    QbbEventsError,
+    Quantum,
+    QuantumBackedButler,
+    QuantumProvenanceData,
+    fold,
+    read_log,
+)
+
+
+def run_task(root: Path, log: Path) -> QuantumProvenanceData:
+    raw = DatasetType("raw", "json", ("exposure",))
+    out = DatasetType("out", "bytes", ("exposure",))
+    ref_in = DatasetRef(raw, {"exposure": 1}, "run")
+    ref_out = DatasetRef(out, {"exposure": 1}, "run")
+    quantum = Quantum("task", {"exposure": 1}, [ref_in], [ref_out])
+    with QuantumBackedButler.initialize(root, quantum, log=log) as butler:
+        found: bool = butler.stored(ref_in)
+        if found:
+            value = butler.get(ref_in)
+            butler.put(repr(value).encode(), ref_out)
+        else:
+            butler.markInputUnused(ref_in)
+        many: dict[DatasetRef, bool] = butler.stored_many([ref_in])
+        assert many
+    events: list[Event] = read_log(log)
+    provenance = fold(events)
+    used: frozenset[uuid.UUID] = provenance.actual_inputs
+    assert isinstance(used, frozenset)
+    return provenance
+
+
+def safe(root: Path, log: Path) -> QuantumProvenanceData | None:
+    try:
+        return run_task(root, log)
+    except QbbEventsError:
+        return None
