@@ -63,6 +63,42 @@ def once_us(fn: Callable[[], object]) -> float:
     return (time.perf_counter_ns() - start) / 1000
 
 
+def measure_bare(
+    ds: FileDatastore,
+    inputs: Sequence[DatasetRef],
+    outputs: Sequence[DatasetRef],
+    s: dict[str, list[float]],
+) -> None:
+    """The same I/O as the butler, straight on the datastore."""
+    s["stored"].append(per_call_us(ds.exists, inputs))
+    start = time.perf_counter_ns()
+    {ref: ds.exists(ref) for ref in inputs}
+    s["stored_many"].append((time.perf_counter_ns() - start) / len(inputs) / 1000)
+    s["get"].append(per_call_us(ds.get, inputs))
+    s["put"].append(per_call_us(lambda ref: ds.put(PAYLOAD, ref), outputs))
+
+
+def measure_butler(
+    ds: FileDatastore, quantum: Quantum, log: Path | None, s: dict[str, list[float]]
+) -> None:
+    """Every recorded call, on a new butler for ``quantum``."""
+    inputs, outputs = quantum.inputs, quantum.outputs
+    start = time.perf_counter_ns()
+    butler = QuantumBackedButler.initialize(ds, quantum, log=log)
+    s["initialize"].append((time.perf_counter_ns() - start) / 1000)
+    s["stored"].append(per_call_us(butler.stored, inputs))
+    start = time.perf_counter_ns()
+    butler.stored_many(inputs)
+    s["stored_many"].append((time.perf_counter_ns() - start) / len(inputs) / 1000)
+    s["get"].append(per_call_us(butler.get, inputs))
+    s["getDeferred"].append(per_call_us(butler.getDeferred, inputs))
+    s["markInputUnused"].append(per_call_us(butler.markInputUnused, inputs))
+    s["put"].append(per_call_us(lambda ref: butler.put(PAYLOAD, ref), outputs))
+    s["extract_provenance_data"].append(once_us(butler.extract_provenance_data))
+    s["events (materialize all)"].append(once_us(lambda: butler.events))
+    butler.close()
+
+
 def run(n: int, rounds: int, base: Path) -> dict[str, dict[str, float]]:
     """Run the benchmark and return medians by mode and operation."""
     root = base / "repo"
@@ -76,36 +112,14 @@ def run(n: int, rounds: int, base: Path) -> dict[str, dict[str, float]]:
             run_name = f"out_{mode}_{round_}_{uuid.uuid4().hex[:8]}"
             outputs = [DatasetRef(OUTPUT, {"index": i}, run_name) for i in range(n)]
             quantum = Quantum("bench", {"index": 0}, inputs, outputs)
-            s = samples[mode]
             if mode == "bare":
-                ds = FileDatastore(root)
-                s["stored"].append(per_call_us(ds.exists, inputs))
-                start = time.perf_counter_ns()
-                {ref: ds.exists(ref) for ref in inputs}
-                s["stored_many"].append((time.perf_counter_ns() - start) / n / 1000)
-                s["get"].append(per_call_us(ds.get, inputs))
-                s["put"].append(per_call_us(lambda ref: ds.put(PAYLOAD, ref), outputs))
-                continue
-            log = None if mode == "memory" else base / "logs" / f"{run_name}.jsonl"
-            ds = FileDatastore(root)
-            holder: list[QuantumBackedButler] = []
-            s["initialize"].append(
-                once_us(lambda: holder.append(QuantumBackedButler.initialize(ds, quantum, log=log)))
-            )
-            butler = holder[0]
-            s["stored"].append(per_call_us(butler.stored, inputs))
-            start = time.perf_counter_ns()
-            butler.stored_many(inputs)
-            s["stored_many"].append((time.perf_counter_ns() - start) / n / 1000)
-            s["get"].append(per_call_us(butler.get, inputs))
-            s["getDeferred"].append(per_call_us(butler.getDeferred, inputs))
-            s["markInputUnused"].append(per_call_us(butler.markInputUnused, inputs))
-            s["put"].append(per_call_us(lambda ref, b=butler: b.put(PAYLOAD, ref), outputs))
-            s["extract_provenance_data"].append(once_us(butler.extract_provenance_data))
-            s["events (materialize all)"].append(once_us(lambda b=butler: b.events))
-            butler.close()
-        shutil.rmtree(root / "out_bare_{round_}", ignore_errors=True)
-    return {mode: {op: statistics.median(v) for op, v in ops.items()} for mode, ops in samples.items()}
+                measure_bare(FileDatastore(root), inputs, outputs, samples[mode])
+            else:
+                log = None if mode == "memory" else base / "logs" / f"{run_name}.jsonl"
+                measure_butler(FileDatastore(root), quantum, log, samples[mode])
+    return {
+        mode: {op: statistics.median(v) for op, v in ops.items()} for mode, ops in samples.items()
+    }
 
 
 def main() -> None:

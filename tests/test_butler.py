@@ -366,12 +366,12 @@ def test_stored_found_and_not_found(make_quantum, method):
     present, absent = setup.inputs
     with appends_one(butler, "existence_checked") as new:
         assert getattr(butler, method)(present) is True
-    assert new[0].dataset_ids == [present.id]
-    assert new[0].results == [True]
+    assert new[0].dataset_ids == (present.id,)
+    assert new[0].results == (True,)
     with appends_one(butler, "existence_checked") as new:
         assert getattr(butler, method)(absent) is False
-    assert new[0].dataset_ids == [absent.id]
-    assert new[0].results == [False]
+    assert new[0].dataset_ids == (absent.id,)
+    assert new[0].results == (False,)
     prov = provenance(butler)
     assert prov.available_inputs == {present.id}
     assert prov.unavailable_inputs == {absent.id}
@@ -418,8 +418,8 @@ def test_stored_many_one_event(make_quantum, outside, outside_missing):
         outside: True,
         outside_missing: False,
     }
-    assert new[0].dataset_ids == [ref.id for ref in refs]
-    assert new[0].results == [True, False, True, True, False]
+    assert new[0].dataset_ids == tuple(ref.id for ref in refs)
+    assert new[0].results == (True, False, True, True, False)
     prov = provenance(butler)
     assert prov.available_inputs == {setup.inputs[0].id, setup.inputs[2].id}
     assert prov.unavailable_inputs == {setup.inputs[1].id}
@@ -427,7 +427,7 @@ def test_stored_many_one_event(make_quantum, outside, outside_missing):
     assert prov.warnings == []
     with appends_one(butler, "existence_checked") as new:
         assert butler.stored_many([]) == {}
-    assert new[0].dataset_ids == []
+    assert new[0].dataset_ids == ()
     assert_consistent(butler)
 
 
@@ -650,8 +650,8 @@ def test_prune_argument_rules(butler, setup, written, disassociate, unstore, pur
     assert isinstance(info.value, TypeError)
     event = new[0]
     assert (event.disassociate, event.unstore, event.purge) == (disassociate, unstore, purge)
-    assert event.dataset_ids == [ref.id for ref in written]
-    assert event.removed == []
+    assert event.dataset_ids == tuple(ref.id for ref in written)
+    assert event.removed == ()
     assert event.error is not None
     assert event.error.exc_type == "PruneArgumentError"
     for ref in written:
@@ -673,7 +673,7 @@ def test_prune_unstore_only_keeps_output_actual_without_record(butler, setup, wr
     pruned, kept = written
     with appends_one(butler, "datasets_pruned") as new:
         butler.pruneDatasets([pruned], disassociate=False, unstore=True, purge=False)
-    assert new[0].removed == [pruned.id]
+    assert new[0].removed == (pruned.id,)
     assert new[0].error is None
     assert not setup.datastore.path(pruned).exists()
     assert setup.datastore.path(kept).exists()
@@ -687,7 +687,7 @@ def test_prune_purge_removes_from_actual_outputs(butler, setup, written):
     pruned, kept = written
     with appends_one(butler, "datasets_pruned") as new:
         butler.pruneDatasets([pruned], disassociate=True, unstore=True, purge=True)
-    assert new[0].removed == [pruned.id]
+    assert new[0].removed == (pruned.id,)
     assert not setup.datastore.path(pruned).exists()
     prov = provenance(butler)
     assert prov.actual_outputs == {kept.id}
@@ -698,7 +698,7 @@ def test_prune_nothing_flags_is_a_no_op(butler, setup, written):
     before = provenance(butler)
     with appends_one(butler, "datasets_pruned") as new:
         butler.pruneDatasets(written, disassociate=False, unstore=False, purge=False)
-    assert new[0].removed == []
+    assert new[0].removed == ()
     assert new[0].error is None
     assert all(setup.datastore.path(ref).exists() for ref in written)
     assert provenance(butler) == before
@@ -708,7 +708,7 @@ def test_prune_unwritten_output(butler, setup):
     out = setup.outputs[0]
     with appends_one(butler, "datasets_pruned") as new:
         butler.pruneDatasets([out], disassociate=True, unstore=True, purge=True)
-    assert new[0].removed == []
+    assert new[0].removed == ()
     assert provenance(butler).actual_outputs == frozenset()
 
 
@@ -730,7 +730,7 @@ def test_prune_not_owned_is_refused_before_deleting(butler, setup, written, outs
         butler.pruneDatasets(refs, disassociate=purge, unstore=True, purge=purge)
     assert isinstance(info.value, RuntimeError)
     assert isinstance(info.value, ValueError)
-    assert new[0].removed == []
+    assert new[0].removed == ()
     assert new[0].error.exc_type == "PruneNotOwnedError"
     for ref in [*refs, *written, *setup.inputs, outside, redefined]:
         assert setup.datastore.path(ref).exists()
@@ -1009,7 +1009,7 @@ def test_quantum_started_carries_whole_quantum(make_quantum):
     for ref in (*setup.inputs, *setup.init_inputs, *setup.outputs):
         assert types[ref.dataset_type.name] == (
             ref.dataset_type.storage_class,
-            list(ref.dataset_type.dimensions),
+            ref.dataset_type.dimensions,
         )
     prov = provenance(butler)
     assert prov.quantum_id == setup.quantum.id

@@ -153,6 +153,28 @@ def test_nested_event_values_are_frozen(butler: QuantumBackedButler) -> None:
         failed.failure.category = "bad_request"  # type: ignore[misc]
 
 
+def test_event_containers_cannot_be_changed(butler: QuantumBackedButler) -> None:
+    events = butler.events
+    started = events[0]
+    assert isinstance(started, qbb_events.QuantumStarted)
+    with pytest.raises(TypeError):
+        started.quantum.data_id["visit"] = 99  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        started.quantum.inputs.append(started.quantum.inputs[0])  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        started.quantum.inputs[0].data_id["visit"] = 99  # type: ignore[index]
+    with pytest.raises(TypeError):
+        started.quantum.input_records["x"] = ()  # type: ignore[index]
+    checked = next(e for e in events if isinstance(e, qbb_events.ExistenceChecked))
+    with pytest.raises(TypeError):
+        checked.results[0] = not checked.results[0]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        checked.dataset_ids[0] = checked.dataset_ids[0]  # type: ignore[index]
+    # Nothing a caller can do to its copy reaches the log.
+    check_chain(butler.events)
+    assert qbb_events.fold(butler.events) == butler.extract_provenance_data()
+
+
 # -- parse_event -------------------------------------------------------------
 
 

@@ -20,13 +20,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, get_args
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -86,7 +89,27 @@ EventKind = Literal[
 _HEX64 = r"^[0-9a-f]{64}$"
 _frozen = ConfigDict(frozen=True, extra="forbid")
 
-DataIdDict = dict[str, StrictInt | StrictStr]
+
+def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+def _thaw(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
+# Events are immutable all the way down: sequences are tuples and mappings
+# read-only views, so no caller can change an event a log holds.
+DataIdDict = Annotated[
+    Mapping[str, StrictInt | StrictStr],
+    AfterValidator(_freeze),
+    PlainSerializer(_thaw, return_type=dict[str, StrictInt | StrictStr]),
+]
+RecordsByDatastore = Annotated[
+    Mapping[str, tuple[AnyRecord, ...]],
+    AfterValidator(_freeze),
+    PlainSerializer(_thaw, return_type=dict[str, tuple[AnyRecord, ...]]),
+]
 
 
 class ErrorInfo(BaseModel):
@@ -127,7 +150,7 @@ class DatasetTypeInfo(BaseModel):
 
     name: str
     storage_class: str
-    dimensions: list[str]
+    dimensions: tuple[str, ...]
 
 
 class RefInfo(BaseModel):
@@ -153,11 +176,11 @@ class QuantumInfo(BaseModel):
     id: uuid.UUID
     task_label: str | None
     data_id: DataIdDict
-    dataset_types: list[DatasetTypeInfo]
-    inputs: list[RefInfo]
-    init_inputs: list[RefInfo]
-    outputs: list[RefInfo]
-    input_records: dict[str, list[AnyRecord]]
+    dataset_types: tuple[DatasetTypeInfo, ...]
+    inputs: tuple[RefInfo, ...]
+    init_inputs: tuple[RefInfo, ...]
+    outputs: tuple[RefInfo, ...]
+    input_records: RecordsByDatastore
 
 
 class _Envelope(BaseModel):
@@ -186,8 +209,8 @@ class ExistenceChecked(_Envelope):
     """``stored``/``exists``/``stored_many``: ids and whether each was found."""
 
     kind: Literal["existence_checked"] = "existence_checked"
-    dataset_ids: list[uuid.UUID]
-    results: list[bool]
+    dataset_ids: tuple[uuid.UUID, ...]
+    results: tuple[bool, ...]
 
     @model_validator(mode="after")
     def _same_length(self) -> ExistenceChecked:
@@ -258,11 +281,11 @@ class DatasetsPruned(_Envelope):
     """``pruneDatasets``: the ids, the flags, what was deleted, and any refusal."""
 
     kind: Literal["datasets_pruned"] = "datasets_pruned"
-    dataset_ids: list[uuid.UUID]
+    dataset_ids: tuple[uuid.UUID, ...]
     disassociate: bool
     unstore: bool
     purge: bool
-    removed: list[uuid.UUID]
+    removed: tuple[uuid.UUID, ...]
     error: ErrorInfo | None
 
 
