@@ -12,23 +12,20 @@ from typing import Any
 
 import pydantic
 import pytest
+from workflows import DIMS, RUN, body_of, run_workflow, stored_line
 
 import qbb_events
 from qbb_events import (
     EVENT_KINDS,
     GENESIS_HASH,
     SCHEMA_VERSION,
-    ArtifactNotFoundError,
     DatasetRef,
     DatasetType,
-    FileDatastore,
     FileRecord,
     InMemoryEventLog,
     JsonLinesEventLog,
     LogCorruptedError,
     LogSealedError,
-    OutputAlreadyStoredError,
-    OutputNotPredictedError,
     Quantum,
     QuantumBackedButler,
     SchemaVersionError,
@@ -41,74 +38,10 @@ from qbb_events import (
 )
 from qbb_events.logs import base as log_base
 
-RUN = "events/run"
-DIMS = ("visit", "detector")
-
-
-def run_workflow(
-    root: Path,
-    *,
-    log: Any = None,
-    attempt: int = 0,
-    quantum_id: uuid.UUID | None = None,
-) -> QuantumBackedButler:
-    """Run a butler through one call of every kind and close it.
-
-    The quantum carries non-ASCII text (task label, data ID) so logs hold UTF-8.
-    """
-    raw = DatasetType("raw", "json", DIMS)
-    calexp = DatasetType("calexp", "json", DIMS)
-    present = DatasetRef(raw, {"visit": 1, "detector": 0}, RUN)
-    missing = DatasetRef(raw, {"visit": 1, "detector": 1}, RUN)
-    out_a = DatasetRef(calexp, {"visit": 1, "detector": 0}, RUN)
-    out_b = DatasetRef(calexp, {"visit": 1, "detector": 1}, RUN)
-    stray = DatasetRef(calexp, {"visit": 9, "detector": 9}, RUN)
-    datastore = FileDatastore(root)
-    if not datastore.exists(present):
-        datastore.put({"value": "ü", "n": 3}, present)
-    quantum = Quantum(
-        "calibrate_tâche",
-        {"visit": 1, "band": "Zürich ✓"},
-        inputs=[present, missing],
-        outputs=[out_a, out_b],
-        id=quantum_id,
-    )
-    butler = QuantumBackedButler.initialize(datastore, quantum, log=log, attempt=attempt)
-    assert butler.stored(present)
-    butler.stored_many([present, missing])
-    assert butler.get(present) == {"value": "ü", "n": 3}
-    with pytest.raises(ArtifactNotFoundError):
-        butler.get(missing)
-    handle = butler.getDeferred(present)
-    assert handle.get() == {"value": "ü", "n": 3}
-    butler.markInputUnused(missing)
-    butler.put({"result": [1, 2, 3]}, out_a)
-    with pytest.raises(OutputAlreadyStoredError):
-        butler.put({"result": []}, out_a)
-    with pytest.raises(OutputNotPredictedError):
-        butler.put({"result": []}, stray)
-    butler.pruneDatasets([out_b], disassociate=False, unstore=True)
-    butler.close()
-    return butler
-
 
 @pytest.fixture
 def butler(tmp_path: Path) -> QuantumBackedButler:
     return run_workflow(tmp_path / "repo", attempt=2)
-
-
-def body_of(event: Any) -> dict[str, Any]:
-    data = event.model_dump(mode="json")
-    del data["hash"]
-    return data
-
-
-def stored_forms(event: Any) -> tuple[bytes, bytes]:
-    """The canonical line forms of an event: all keys sorted, or the sorted body then ``hash``."""
-    return (
-        canonical_json(event.model_dump(mode="json")),
-        canonical_json(body_of(event))[:-1] + b',"hash":"%s"}' % event.hash.encode(),
-    )
 
 
 def patch_clock(monkeypatch: pytest.MonkeyPatch, values: list[int]) -> None:
@@ -506,7 +439,7 @@ def test_memory_and_file_logs_hash_identically(
     lines = (tmp_path / "q.jsonl").read_bytes().splitlines()
     assert len(lines) == len(memory.events)
     for line, event in zip(lines, memory.events, strict=True):
-        assert line in stored_forms(event)
+        assert line == stored_line(event)
     assert read_log(tmp_path / "q.jsonl") == list(memory.events)
 
 

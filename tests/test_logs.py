@@ -10,17 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workflows import DIMS, RUN, body_of, run_workflow, stored_line
 
 from qbb_events import (
-    ArtifactNotFoundError,
     DatasetRef,
     DatasetType,
     FileDatastore,
     JsonLinesEventLog,
     LogCorruptedError,
     LogExistsError,
-    OutputAlreadyStoredError,
-    OutputNotPredictedError,
     Quantum,
     QuantumBackedButler,
     SchemaVersionError,
@@ -32,51 +30,6 @@ from qbb_events import (
     parse_event,
     read_log,
 )
-
-RUN = "logs/run"
-DIMS = ("visit", "detector")
-
-
-def run_workflow(
-    root: Path,
-    log: Any,
-    *,
-    attempt: int = 0,
-    quantum_id: uuid.UUID | None = None,
-) -> QuantumBackedButler:
-    """Run a butler through one call of every event kind, logging to ``log``, and close it."""
-    raw = DatasetType("raw", "json", DIMS)
-    calexp = DatasetType("calexp", "json", DIMS)
-    present = DatasetRef(raw, {"visit": 1, "detector": 0}, RUN)
-    missing = DatasetRef(raw, {"visit": 1, "detector": 1}, RUN)
-    out_a = DatasetRef(calexp, {"visit": 1, "detector": 0}, RUN)
-    out_b = DatasetRef(calexp, {"visit": 1, "detector": 1}, RUN)
-    stray = DatasetRef(calexp, {"visit": 9, "detector": 9}, RUN)
-    datastore = FileDatastore(root)
-    datastore.put({"value": "ü"}, present)
-    quantum = Quantum(
-        "calibrate_tâche",
-        {"visit": 1, "band": "Zürich ✓"},
-        inputs=[present, missing],
-        outputs=[out_a, out_b],
-        id=quantum_id,
-    )
-    butler = QuantumBackedButler.initialize(datastore, quantum, log=log, attempt=attempt)
-    butler.stored(present)
-    butler.stored_many([present, missing])
-    butler.get(present)
-    with pytest.raises(ArtifactNotFoundError):
-        butler.get(missing)
-    butler.getDeferred(present).get()
-    butler.markInputUnused(missing)
-    butler.put({"result": [1, 2, 3]}, out_a)
-    with pytest.raises(OutputAlreadyStoredError):
-        butler.put({"result": []}, out_a)
-    with pytest.raises(OutputNotPredictedError):
-        butler.put({"result": []}, stray)
-    butler.pruneDatasets([out_b], disassociate=False, unstore=True)
-    butler.close()
-    return butler
 
 
 @pytest.fixture
@@ -95,20 +48,6 @@ def lines_of(path: Path) -> list[bytes]:
 def write_lines(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return path
-
-
-def body_of(event: Any) -> dict[str, Any]:
-    data = event.model_dump(mode="json")
-    del data["hash"]
-    return data
-
-
-def stored_forms(event: Any) -> tuple[bytes, bytes]:
-    """The canonical line forms of an event: all keys sorted, or the sorted body then ``hash``."""
-    return (
-        canonical_json(event.model_dump(mode="json")),
-        canonical_json(body_of(event))[:-1] + b',"hash":"%s"}' % event.hash.encode(),
-    )
 
 
 def rehash(data: dict[str, Any]) -> bytes:
@@ -144,7 +83,7 @@ def test_one_canonical_event_per_line(logged: tuple[Path, QuantumBackedButler]) 
     assert len(lines) == len(butler.events)
     for line, event in zip(lines, butler.events, strict=True):
         assert line
-        assert line in stored_forms(event)
+        assert line == stored_line(event)
         decoded = json.loads(line)
         assert decoded == event.model_dump(mode="json")
         assert parse_event(decoded) == event

@@ -1,0 +1,83 @@
+"""A butler workflow that appends one event of every kind, shared by the log tests."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qbb_events import (
+    ArtifactNotFoundError,
+    DatasetRef,
+    DatasetType,
+    FileDatastore,
+    OutputAlreadyStoredError,
+    OutputNotPredictedError,
+    Quantum,
+    QuantumBackedButler,
+    canonical_json,
+)
+
+RUN = "events/run"
+DIMS = ("visit", "detector")
+PRESENT_VALUE = {"value": "ü", "n": 3}
+
+
+def run_workflow(
+    root: Path,
+    log: Any = None,
+    *,
+    attempt: int = 0,
+    quantum_id: uuid.UUID | None = None,
+) -> QuantumBackedButler:
+    """Run a butler through one call of every event kind, logging to ``log``, and close it.
+
+    The quantum carries non-ASCII text (task label, data ID) so logs hold UTF-8.
+    """
+    raw = DatasetType("raw", "json", DIMS)
+    calexp = DatasetType("calexp", "json", DIMS)
+    present = DatasetRef(raw, {"visit": 1, "detector": 0}, RUN)
+    missing = DatasetRef(raw, {"visit": 1, "detector": 1}, RUN)
+    out_a = DatasetRef(calexp, {"visit": 1, "detector": 0}, RUN)
+    out_b = DatasetRef(calexp, {"visit": 1, "detector": 1}, RUN)
+    stray = DatasetRef(calexp, {"visit": 9, "detector": 9}, RUN)
+    datastore = FileDatastore(root)
+    if not datastore.exists(present):
+        datastore.put(PRESENT_VALUE, present)
+    quantum = Quantum(
+        "calibrate_tâche",
+        {"visit": 1, "band": "Zürich ✓"},
+        inputs=[present, missing],
+        outputs=[out_a, out_b],
+        id=quantum_id,
+    )
+    butler = QuantumBackedButler.initialize(datastore, quantum, log=log, attempt=attempt)
+    assert butler.stored(present)
+    butler.stored_many([present, missing])
+    assert butler.get(present) == PRESENT_VALUE
+    with pytest.raises(ArtifactNotFoundError):
+        butler.get(missing)
+    assert butler.getDeferred(present).get() == PRESENT_VALUE
+    butler.markInputUnused(missing)
+    butler.put({"result": [1, 2, 3]}, out_a)
+    with pytest.raises(OutputAlreadyStoredError):
+        butler.put({"result": []}, out_a)
+    with pytest.raises(OutputNotPredictedError):
+        butler.put({"result": []}, stray)
+    butler.pruneDatasets([out_b], disassociate=False, unstore=True)
+    butler.close()
+    return butler
+
+
+def body_of(event: Any) -> dict[str, Any]:
+    """The event without its ``hash``: what the chain hashes."""
+    data: dict[str, Any] = event.model_dump(mode="json")
+    del data["hash"]
+    return data
+
+
+def stored_line(event: Any) -> bytes:
+    """The JSON Lines form of an event: its canonical body with ``hash`` appended last."""
+    return canonical_json(body_of(event))[:-1] + b',"hash":"%s"}' % event.hash.encode()
