@@ -1214,3 +1214,26 @@ def test_jsonl_log_reads_back_to_same_provenance(make_quantum, tmp_path, as_str)
         QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
     assert isinstance(info.value, FileExistsError)
     assert read_log(path) == events
+
+
+def test_arguments_of_the_wrong_type_are_refused_before_anything_is_logged(tmp_path):
+    raw = DatasetType("raw", "json", ())
+    ref = DatasetRef(raw, {}, RUN)
+    butler = QuantumBackedButler.initialize(tmp_path, Quantum("t", {}, [ref], []))
+    calls = [
+        lambda: butler.get("not a ref"),
+        lambda: butler.getDeferred(ref.id),
+        lambda: butler.stored(None),
+        lambda: butler.stored_many([ref, "x"]),
+        lambda: butler.put({}, {"id": ref.id}),
+        lambda: butler.pruneDatasets([ref.id], disassociate=False),
+    ]
+    for call in calls:
+        with pytest.raises(qbb_events.ArgumentTypeError, match="DatasetRef") as info:
+            call()
+        assert isinstance(info.value, TypeError)
+    assert len(butler.events) == 1
+    with pytest.raises(qbb_events.ArgumentTypeError, match="Quantum"):
+        QuantumBackedButler.initialize(tmp_path, "quantum")  # type: ignore[arg-type]
+    with pytest.raises(qbb_events.ArgumentTypeError, match="log must be"):
+        QuantumBackedButler.initialize(tmp_path, Quantum("t", {}, [ref], []), log=42)

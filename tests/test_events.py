@@ -474,9 +474,33 @@ def test_bind_refused_once_events_exist() -> None:
     log.bind(quantum_id, 0)
     kind, payload = _payloads(uuid.uuid4(), quantum_id)[0]
     log.append(kind, payload)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="already holds"):
+    with pytest.raises(qbb_events.LogInUseError, match="already holds") as info:
         log.bind(uuid.uuid4(), 1)
+    assert isinstance(info.value, ValueError)
     assert log.quantum_id == quantum_id
+
+
+def test_a_used_log_object_is_refused_by_a_new_butler(tmp_path: Path) -> None:
+    butler = run_workflow(tmp_path / "repo")
+    with pytest.raises(qbb_events.LogInUseError):
+        run_workflow(tmp_path / "repo", butler.log)
+    assert len(butler.log) == len(butler.events)
+
+
+def test_append_to_a_closed_file_log_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    log = JsonLinesEventLog(path)
+    quantum_id = uuid.uuid4()
+    log.bind(quantum_id, 0)
+    (kind, payload), (kind2, payload2) = _payloads(uuid.uuid4(), quantum_id)[:2]
+    log.append(kind, payload)  # type: ignore[arg-type]
+    log.close()
+    before = path.read_bytes()
+    with pytest.raises(qbb_events.LogClosedError, match="closed") as info:
+        log.append(kind2, payload2)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    assert path.read_bytes() == before
+    assert len(log.events) == 1
 
 
 @pytest.mark.parametrize("store", ["memory", "file"])

@@ -10,6 +10,7 @@ from importlib import metadata as _metadata
 from .butler import DeferredDatasetHandle, QuantumBackedButler
 from .datastore import FileDatastore, PathTemplate
 from .errors import (
+    ArgumentTypeError,
     ArtifactNotFoundError,
     BadReadRequestError,
     ButlerClosedError,
@@ -17,8 +18,10 @@ from .errors import (
     FoldError,
     InvalidDataIdError,
     InvalidDefinitionError,
+    LogClosedError,
     LogCorruptedError,
     LogExistsError,
+    LogInUseError,
     LogSealedError,
     OutputAlreadyStoredError,
     OutputNotPredictedError,
@@ -76,6 +79,7 @@ __all__ = [
     "GENESIS_HASH",
     "SCHEMA_VERSION",
     "STORAGE_CLASSES",
+    "ArgumentTypeError",
     "ArtifactNotFoundError",
     "BadReadRequestError",
     "ButlerClosedError",
@@ -99,8 +103,10 @@ __all__ = [
     "InvalidDataIdError",
     "InvalidDefinitionError",
     "JsonLinesEventLog",
+    "LogClosedError",
     "LogCorruptedError",
     "LogExistsError",
+    "LogInUseError",
     "LogSealedError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",

@@ -23,6 +23,7 @@ import structlog
 
 from .datastore import FileDatastore
 from .errors import (
+    ArgumentTypeError,
     BadReadRequestError,
     ButlerClosedError,
     InvalidDefinitionError,
@@ -97,12 +98,14 @@ def _open_log(log: LogArg) -> EventLog:
         return log
     if isinstance(log, str | os.PathLike):
         return JsonLinesEventLog(log)
-    raise TypeError(f"log must be an EventLog, a file path or None, not {type(log).__name__}.")
+    raise ArgumentTypeError(
+        f"log must be an EventLog, a file path or None, not {type(log).__name__}."
+    )
 
 
 def _check_ref(ref: object) -> DatasetRef:
     if not isinstance(ref, DatasetRef):
-        raise TypeError(f"Expected a DatasetRef, got {type(ref).__name__}.")
+        raise ArgumentTypeError(f"Expected a DatasetRef, got {type(ref).__name__}.")
     return ref
 
 
@@ -261,13 +264,15 @@ class QuantumBackedButler:
 
         Raises
         ------
-        TypeError
-            If ``quantum`` is not a `Quantum` or ``log`` has a wrong type.
+        ArgumentTypeError
+            If ``quantum`` is not a `Quantum` or ``log`` has a wrong type (a `TypeError`).
+        LogInUseError
+            If ``log`` is a log object that already holds events.
         LogExistsError
             If ``log`` is a path that already holds events.
         """
         if not isinstance(quantum, Quantum):
-            raise TypeError(f"Expected a Quantum, got {type(quantum).__name__}.")
+            raise ArgumentTypeError(f"Expected a Quantum, got {type(quantum).__name__}.")
         datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
         return cls(
             datastore,

@@ -18,9 +18,12 @@ against the reference butler keep working::
     ├── OutputAlreadyStoredError (RuntimeError)  put of an output whose artifact exists
     ├── PruneArgumentError (TypeError)           pruneDatasets flag rules
     ├── PruneNotOwnedError (RuntimeError, ValueError)  prune of a dataset not owned
+    ├── ArgumentTypeError (TypeError)            a call got an argument of the wrong type
     ├── ButlerClosedError (RuntimeError)         call on a finished butler
     ├── LogSealedError (RuntimeError)            append after ``quantum_finished``
     ├── LogExistsError (FileExistsError)         a log file that already holds events
+    ├── LogInUseError (ValueError)               a log object that already holds events
+    ├── LogClosedError (ValueError)              append to a closed log
     ├── FoldError (ValueError)                   events that do not form one log
     └── LogCorruptedError (ValueError)           a log that fails its checks
         ├── UnknownEventKindError
@@ -33,6 +36,7 @@ record was cut short by a killed writer.
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentTypeError",
     "ArtifactNotFoundError",
     "BadReadRequestError",
     "ButlerClosedError",
@@ -40,8 +44,10 @@ __all__ = [
     "FoldError",
     "InvalidDataIdError",
     "InvalidDefinitionError",
+    "LogClosedError",
     "LogCorruptedError",
     "LogExistsError",
+    "LogInUseError",
     "LogSealedError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
@@ -125,6 +131,10 @@ class PruneNotOwnedError(QbbEventsError, RuntimeError, ValueError):
     """
 
 
+class ArgumentTypeError(QbbEventsError, TypeError):
+    """A call got an argument of the wrong type (e.g. not a `DatasetRef`)."""
+
+
 class ButlerClosedError(QbbEventsError, RuntimeError):
     """A call was made on a butler whose quantum has finished."""
 
@@ -135,6 +145,14 @@ class LogSealedError(QbbEventsError, RuntimeError):
 
 class LogExistsError(QbbEventsError, FileExistsError):
     """A new log was asked for at a path that already holds events."""
+
+
+class LogInUseError(QbbEventsError, ValueError):
+    """A log object that already holds events was given to a new quantum attempt."""
+
+
+class LogClosedError(QbbEventsError, ValueError):
+    """An event was appended to a log whose file was closed."""
 
 
 class FoldError(QbbEventsError, ValueError):

@@ -8,7 +8,7 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Any
 
-from ..errors import LogSealedError
+from ..errors import LogInUseError, LogSealedError
 from ..events import GENESIS_HASH, SCHEMA_VERSION, Event, EventKind, chain_hash, parse_event
 
 __all__ = ["EventLog"]
@@ -74,11 +74,11 @@ class EventLog(ABC):
 
         Raises
         ------
-        ValueError
+        LogInUseError
             If the log already holds events.
         """
         if self._entries:
-            raise ValueError(
+            raise LogInUseError(
                 f"This log already holds {len(self._entries)} events of quantum "
                 f"{self._quantum_id}; use a new log for each quantum attempt."
             )

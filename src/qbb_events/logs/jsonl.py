@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import LogExistsError
+from ..errors import LogClosedError, LogExistsError
 from ..events import canonical_json
 from .base import EventLog
 
@@ -61,7 +61,7 @@ class JsonLinesEventLog(EventLog):
 
     def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
         if self._fd is None:
-            raise ValueError(f"The log {self._path} is closed.")
+            raise LogClosedError(f"The log {self._path} is closed; cannot append.")
         prev = self._prev_hash(entry[0])
         canonical = canonical_json(self._body(entry, prev))
         digest = hashlib.sha256(bytes.fromhex(prev) + canonical).hexdigest()
