@@ -1237,3 +1237,22 @@ def test_arguments_of_the_wrong_type_are_refused_before_anything_is_logged(tmp_p
         QuantumBackedButler.initialize(tmp_path, "quantum")  # type: ignore[arg-type]
     with pytest.raises(qbb_events.ArgumentTypeError, match="log must be"):
         QuantumBackedButler.initialize(tmp_path, Quantum("t", {}, [ref], []), log=42)
+
+
+@pytest.mark.parametrize("method", ["stored", "stored_many"])
+def test_existence_of_a_predicted_id_is_checked_as_the_quantum_defines_it(make_quantum, method):
+    setup = make_quantum(missing=(1,))
+    butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum)
+    present, absent = setup.inputs
+    other = DatasetType("raw_bytes", "bytes", present.dataset_type.dimensions)
+    # Same ids, another definition: the answer must still be true of the ids.
+    for ref, expected in ((present, True), (absent, False)):
+        retyped = DatasetRef(other, dict(ref.data_id), ref.run, id=ref.id)
+        if method == "stored":
+            assert butler.stored(retyped) is expected
+        else:
+            assert butler.stored_many([retyped]) == {retyped: expected}
+    prov = butler.extract_provenance_data()
+    assert prov.available_inputs == {present.id}
+    assert prov.unavailable_inputs == {absent.id}
+    assert prov == fold(butler.events)

@@ -386,6 +386,12 @@ class QuantumBackedButler:
                 f"Quantum {self._quantum_id} has finished; its butler no longer reads or writes."
             )
 
+    def _resolve(self, ref: DatasetRef) -> DatasetRef:
+        # The id names the dataset: an existence check of a predicted id looks
+        # where the quantum's own ref says, whatever definition the caller holds,
+        # so the answer recorded for that id is true of that id.
+        return self._inputs.get(ref.id) or self._outputs.get(ref.id) or ref
+
     def _mismatch(self, ref: DatasetRef, predicted: DatasetRef | None) -> str | None:
         # A ref with a predicted id but another definition is a wrong request.
         if predicted is None or predicted is ref or predicted == ref:
@@ -540,7 +546,8 @@ class QuantumBackedButler:
         -------
         stored : `bool`
             Whether the artifact exists. A predicted input becomes available
-            or unavailable accordingly.
+            or unavailable accordingly. For a predicted id the quantum's own
+            ref is checked, so the answer is true of the dataset that id names.
 
         Raises
         ------
@@ -549,7 +556,7 @@ class QuantumBackedButler:
         """
         ref = _check_ref(ref)
         self._check_open()
-        found = self._datastore.exists(ref)
+        found = self._datastore.exists(self._resolve(ref))
         self._log.append("existence_checked", {"dataset_ids": [ref.id], "results": [found]})
         self._reducer.existence((ref.id,), (found,))
         return found
@@ -589,8 +596,8 @@ class QuantumBackedButler:
         """
         refs = [_check_ref(ref) for ref in refs]
         self._check_open()
-        exists = self._datastore.exists
-        results = {ref: exists(ref) for ref in refs}
+        exists, resolve = self._datastore.exists, self._resolve
+        results = {ref: exists(resolve(ref)) for ref in refs}
         ids = [ref.id for ref in results]
         found = list(results.values())
         self._log.append("existence_checked", {"dataset_ids": ids, "results": found})
