@@ -23,6 +23,7 @@ from .errors import (
     LogExistsError,
     LogInUseError,
     LogSealedError,
+    LogWriteError,
     OutputAlreadyStoredError,
     OutputNotPredictedError,
     PathEscapeError,
@@ -57,7 +58,14 @@ from .events import (
 )
 from .fold import ProvenanceReducer, fold
 from .ids import uuid7
-from .logs import EventLog, InMemoryEventLog, JsonLinesEventLog, check_chain, read_log
+from .logs import (
+    EventLog,
+    InMemoryEventLog,
+    JsonLinesEventLog,
+    check_chain,
+    iter_log,
+    read_log,
+)
 from .model import (
     STORAGE_CLASSES,
     DataId,
@@ -108,6 +116,7 @@ __all__ = [
     "LogExistsError",
     "LogInUseError",
     "LogSealedError",
+    "LogWriteError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
     "OutputRejected",
@@ -136,6 +145,7 @@ __all__ = [
     "check_chain",
     "deterministic_dataset_id",
     "fold",
+    "iter_log",
     "parse_event",
     "read_log",
     "uuid7",

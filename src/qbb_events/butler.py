@@ -9,12 +9,15 @@ fold of the log by construction (`ProvenanceReducer` holds the rules), so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import socket
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from types import TracebackType
 from typing import Any, Literal
@@ -27,6 +30,7 @@ from .errors import (
     BadReadRequestError,
     ButlerClosedError,
     InvalidDefinitionError,
+    LogClosedError,
     LogSealedError,
     OutputAlreadyStoredError,
     OutputNotPredictedError,
@@ -35,7 +39,7 @@ from .errors import (
     PruneNotOwnedError,
     StorageClassError,
 )
-from .events import Event
+from .events import Event, EventKind
 from .fold import ProvenanceReducer, Status
 from .ids import as_uuid, uuid7
 from .logs import EventLog, InMemoryEventLog, JsonLinesEventLog
@@ -135,7 +139,8 @@ class DeferredDatasetHandle:
     ) -> None:
         self._butler = butler
         self._ref = ref
-        self._parameters = dict(parameters or {})
+        # Kept as given: a malformed value is refused, and recorded, by the load.
+        self._parameters = dict(parameters) if isinstance(parameters, Mapping) else parameters
         self._storage_class = storage_class
 
     @property
@@ -149,8 +154,8 @@ class DeferredDatasetHandle:
         return self._ref.data_id
 
     @property
-    def parameters(self) -> Mapping[str, Any]:
-        """Read parameters given to ``getDeferred`` (`~collections.abc.Mapping`)."""
+    def parameters(self) -> Mapping[str, Any] | None:
+        """Read parameters given to ``getDeferred`` (`~collections.abc.Mapping` or `None`)."""
         return self._parameters
 
     def get(
@@ -175,7 +180,14 @@ class DeferredDatasetHandle:
         BadReadRequestError, ArtifactNotFoundError, UnreadableArtifactError, ButlerClosedError
             As `QuantumBackedButler.get`.
         """
-        merged = {**self._parameters, **(parameters or {})}
+        given = self._parameters
+        merged: Any
+        if parameters is None or given is None:
+            merged = given if parameters is None else parameters
+        elif isinstance(given, Mapping) and isinstance(parameters, Mapping):
+            merged = {**given, **parameters}
+        else:  # a malformed one is passed on, to be refused and recorded
+            merged = given if not isinstance(given, Mapping) else parameters
         return self._butler._read(
             self._ref, merged or None, storageClass or self._storage_class, "deferred_loaded"
         )
@@ -202,34 +214,44 @@ class QuantumBackedButler:
 
     def __init__(
         self,
-        datastore: FileDatastore,
+        root: str | os.PathLike[str] | FileDatastore,
         quantum_info: dict[str, Any],
         predicted_inputs: Mapping[uuid.UUID, DatasetRef | None],
         predicted_outputs: Mapping[uuid.UUID, DatasetRef | None],
-        log: EventLog,
+        log: LogArg,
         attempt: int,
     ) -> None:
+        # Everything is checked before the log is opened, so a refused call
+        # leaves no file behind.
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
             raise InvalidDefinitionError(f"attempt must be an int >= 0, got {attempt!r}.")
-        self._datastore = datastore
+        self._datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
         self._inputs = predicted_inputs
         self._outputs = predicted_outputs
         self._quantum_id: uuid.UUID = quantum_info["id"]
-        self._log = log
         self._reducer = ProvenanceReducer()
         self._finished = False
+        # Appending an event and folding it happen together, so concurrent
+        # calls fold in the order they were logged.
+        self._lock = threading.Lock()
         self._wall0 = time.perf_counter_ns()
         self._cpu0 = time.process_time_ns()
-        log.bind(self._quantum_id, attempt)
-        log.append(
-            "quantum_started",
-            {
-                "quantum": quantum_info,
-                "host": _HOST,
-                "pid": os.getpid(),
-                "library_version": _LIBRARY_VERSION,
-            },
-        )
+        self._log = _open_log(log)
+        try:
+            self._log.bind(self._quantum_id, attempt)
+            self._log.append(
+                "quantum_started",
+                {
+                    "quantum": quantum_info,
+                    "host": _HOST,
+                    "pid": os.getpid(),
+                    "library_version": _LIBRARY_VERSION,
+                },
+            )
+        except BaseException:
+            if self._log is not log:  # opened here, so closed here
+                self._log.close()
+            raise
         self._reducer.start(self._quantum_id, predicted_inputs, predicted_outputs)
 
     # -- construction ----------------------------------------------------
@@ -273,13 +295,12 @@ class QuantumBackedButler:
         """
         if not isinstance(quantum, Quantum):
             raise ArgumentTypeError(f"Expected a Quantum, got {type(quantum).__name__}.")
-        datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
         return cls(
-            datastore,
+            root,
             _quantum_info(quantum),
             quantum.predicted_inputs,
             quantum.predicted_outputs,
-            _open_log(log),
+            log,
             attempt,
         )
 
@@ -338,7 +359,7 @@ class QuantumBackedButler:
             return {"id": dataset_id, "dataset_type": None, "run": None, "data_id": None}
 
         quantum_info: dict[str, Any] = {
-            "id": quantum_id or uuid7(),
+            "id": uuid7() if quantum_id is None else as_uuid(quantum_id, "Quantum id"),
             "task_label": None,
             "data_id": {},
             "dataset_types": [
@@ -350,8 +371,7 @@ class QuantumBackedButler:
             "outputs": [info(i, r) for i, r in outputs.items()],
             "input_records": {},
         }
-        datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
-        return cls(datastore, quantum_info, inputs, outputs, _open_log(log), attempt)
+        return cls(root, quantum_info, inputs, outputs, log, attempt)
 
     # -- properties ------------------------------------------------------
 
@@ -385,6 +405,20 @@ class QuantumBackedButler:
             raise ButlerClosedError(
                 f"Quantum {self._quantum_id} has finished; its butler no longer reads or writes."
             )
+
+    def _record(
+        self,
+        kind: EventKind,
+        payload: dict[str, Any],
+        rule: Callable[..., None] | None = None,
+        *args: Any,
+    ) -> None:
+        # One event, then its rule, under one lock: the running state is the
+        # fold of the log even when a task calls the butler from threads.
+        with self._lock:
+            self._log.append(kind, payload)
+            if rule is not None:
+                rule(*args)
 
     def _resolve(self, ref: DatasetRef) -> DatasetRef:
         # The id names the dataset: an existence check of a predicted id looks
@@ -469,29 +503,23 @@ class QuantumBackedButler:
                 category = "missing"
             else:
                 category = "error"
-            self._log.append(
-                kind,
-                {
-                    "dataset_id": dataset_id,
-                    "ok": False,
-                    "failure": {**_error_info(err), "category": category},
-                    "bytes_read": 0,
-                    "duration_ns": time.perf_counter_ns() - start,
-                },
-            )
-            self._reducer.read(dataset_id, category)
-            raise
-        self._log.append(
-            kind,
-            {
+            payload = {
                 "dataset_id": dataset_id,
-                "ok": True,
-                "failure": None,
-                "bytes_read": nbytes,
+                "ok": False,
+                "failure": {**_error_info(err), "category": category},
+                "bytes_read": 0,
                 "duration_ns": time.perf_counter_ns() - start,
-            },
-        )
-        self._reducer.read(dataset_id, None)
+            }
+            self._record(kind, payload, self._reducer.read, dataset_id, category)
+            raise
+        payload = {
+            "dataset_id": dataset_id,
+            "ok": True,
+            "failure": None,
+            "bytes_read": nbytes,
+            "duration_ns": time.perf_counter_ns() - start,
+        }
+        self._record(kind, payload, self._reducer.read, dataset_id, None)
         return obj
 
     def getDeferred(
@@ -528,8 +556,7 @@ class QuantumBackedButler:
         """
         ref = _check_ref(ref)
         self._check_open()
-        self._log.append("deferred_requested", {"dataset_id": ref.id})
-        self._reducer.deferred(ref.id)
+        self._record("deferred_requested", {"dataset_id": ref.id}, self._reducer.deferred, ref.id)
         return DeferredDatasetHandle(self, ref, parameters, storageClass)
 
     # -- existence -------------------------------------------------------
@@ -557,8 +584,8 @@ class QuantumBackedButler:
         ref = _check_ref(ref)
         self._check_open()
         found = self._datastore.exists(self._resolve(ref))
-        self._log.append("existence_checked", {"dataset_ids": [ref.id], "results": [found]})
-        self._reducer.existence((ref.id,), (found,))
+        payload = {"dataset_ids": [ref.id], "results": [found]}
+        self._record("existence_checked", payload, self._reducer.existence, (ref.id,), (found,))
         return found
 
     def exists(self, ref: DatasetRef) -> bool:
@@ -600,8 +627,8 @@ class QuantumBackedButler:
         results = {ref: exists(resolve(ref)) for ref in refs}
         ids = [ref.id for ref in results]
         found = list(results.values())
-        self._log.append("existence_checked", {"dataset_ids": ids, "results": found})
-        self._reducer.existence(ids, found)
+        payload = {"dataset_ids": ids, "results": found}
+        self._record("existence_checked", payload, self._reducer.existence, ids, found)
         return results
 
     def markInputUnused(self, ref: DatasetRef) -> None:
@@ -617,15 +644,15 @@ class QuantumBackedButler:
         """
         ref = _check_ref(ref)
         try:
-            self._log.append("input_marked_unused", {"dataset_id": ref.id})
-        except LogSealedError:
+            self._record(
+                "input_marked_unused", {"dataset_id": ref.id}, self._reducer.unused, ref.id
+            )
+        except (LogSealedError, LogClosedError):
             _log.warning(
                 "mark_input_unused_after_finish",
                 quantum_id=str(self._quantum_id),
                 dataset_id=str(ref.id),
             )
-            return
-        self._reducer.unused(ref.id)
 
     # -- writing ---------------------------------------------------------
 
@@ -674,16 +701,22 @@ class QuantumBackedButler:
                 raise OutputNotPredictedError(f"Cannot put: {mismatch}")
             record = self._datastore.put(obj, ref)
         except Exception as err:
-            self._log.append(
-                "output_rejected",
-                {"dataset_id": ref.id, "reason": _rejection(err), "error": _error_info(err)},
-            )
+            payload = {"dataset_id": ref.id, "reason": _rejection(err), "error": _error_info(err)}
+            self._record("output_rejected", payload)
             raise
-        self._log.append(
-            "output_written",
-            {"dataset_id": ref.id, "record": record, "duration_ns": time.perf_counter_ns() - start},
-        )
-        self._reducer.written(ref.id, record)
+        payload = {
+            "dataset_id": ref.id,
+            "record": record,
+            "duration_ns": time.perf_counter_ns() - start,
+        }
+        try:
+            self._record("output_written", payload, self._reducer.written, ref.id, record)
+        except BaseException:
+            # An artifact the log does not record would be an orphan nobody
+            # transfers: the write is undone, and the put fails as a whole.
+            with contextlib.suppress(OSError):
+                self._datastore.remove(ref)
+            raise
         return ref
 
     def pruneDatasets(
@@ -723,7 +756,10 @@ class QuantumBackedButler:
             If the quantum has finished.
         """
         refs = [_check_ref(ref) for ref in refs]
-        tags = list(tags)
+        for name, flag in (("disassociate", disassociate), ("unstore", unstore), ("purge", purge)):
+            if not isinstance(flag, bool):
+                raise ArgumentTypeError(f"{name} must be a bool, got {flag!r}.")
+        tags = [tags] if isinstance(tags, str) else list(tags)
         self._check_open()
         removed: list[uuid.UUID] = []
         error: Exception | None = None
@@ -755,18 +791,17 @@ class QuantumBackedButler:
         except Exception as err:
             error = err
         ids = [ref.id for ref in refs]
-        self._log.append(
-            "datasets_pruned",
-            {
-                "dataset_ids": ids,
-                "disassociate": disassociate,
-                "unstore": unstore,
-                "purge": purge,
-                "removed": removed,
-                "error": None if error is None else _error_info(error),
-            },
+        payload = {
+            "dataset_ids": ids,
+            "disassociate": disassociate,
+            "unstore": unstore,
+            "purge": purge,
+            "removed": removed,
+            "error": None if error is None else _error_info(error),
+        }
+        self._record(
+            "datasets_pruned", payload, self._reducer.pruned, ids, removed, purge and error is None
         )
-        self._reducer.pruned(ids, removed, purge and error is None)
         if error is not None:
             raise error
 
@@ -794,27 +829,26 @@ class QuantumBackedButler:
                 f"status must be 'succeeded', 'failed' or 'no_work', not {status!r}."
             )
         self._check_open()
-        self._log.append(
-            "quantum_finished",
-            {
-                "status": status,
-                "exception": None if exception is None else _error_info(exception),
-                "wall_ns": time.perf_counter_ns() - self._wall0,
-                "cpu_ns": time.process_time_ns() - self._cpu0,
-                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            },
-        )
+        payload = {
+            "status": status,
+            "exception": None if exception is None else _error_info(exception),
+            "wall_ns": time.perf_counter_ns() - self._wall0,
+            "cpu_ns": time.process_time_ns() - self._cpu0,
+            "peak_rss_bytes": _peak_rss_bytes(),
+        }
+        self._record("quantum_finished", payload, self._reducer.finished, status)
         self._finished = True
-        self._reducer.finished(status)
 
     def close(self) -> None:
         """Finish the quantum as succeeded unless already finished, and close the log.
 
         Idempotent; the events and provenance stay readable.
         """
-        if not self._finished:
-            self.finish("succeeded")
-        self._log.close()
+        try:
+            if not self._finished:
+                self.finish("succeeded")
+        finally:
+            self._log.close()
 
     def __enter__(self) -> QuantumBackedButler:
         return self
@@ -825,9 +859,11 @@ class QuantumBackedButler:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and not self._finished:
-            self.finish("failed", exc)
-        self.close()
+        try:
+            if exc is not None and not self._finished:
+                self.finish("failed", exc)
+        finally:
+            self.close()
 
     # -- provenance ------------------------------------------------------
 
@@ -854,6 +890,12 @@ class QuantumBackedButler:
 
     def __repr__(self) -> str:
         return f"QuantumBackedButler(quantum={self._quantum_id}, datastore={self._datastore!r})"
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kibibytes, macOS bytes.
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def _rejection(err: Exception) -> str:

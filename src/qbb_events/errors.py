@@ -24,6 +24,7 @@ against the reference butler keep working::
     ├── LogExistsError (FileExistsError)         a log file that already holds events
     ├── LogInUseError (ValueError)               a log object that already holds events
     ├── LogClosedError (ValueError)              append to a closed log
+    ├── LogWriteError (OSError)                  the disk refused a log append
     ├── FoldError (ValueError)                   events that do not form one log
     └── LogCorruptedError (ValueError)           a log that fails its checks
         ├── UnknownEventKindError
@@ -49,6 +50,7 @@ __all__ = [
     "LogExistsError",
     "LogInUseError",
     "LogSealedError",
+    "LogWriteError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
     "PathEscapeError",
@@ -153,6 +155,10 @@ class LogInUseError(QbbEventsError, ValueError):
 
 class LogClosedError(QbbEventsError, ValueError):
     """An event was appended to a log whose file was closed."""
+
+
+class LogWriteError(QbbEventsError, OSError):
+    """The file system refused a log append; the log was cut back to whole events."""
 
 
 class FoldError(QbbEventsError, ValueError):

@@ -17,6 +17,7 @@ This module does no I/O.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
@@ -416,7 +417,9 @@ def parse_event(data: Mapping[str, Any]) -> Event:
             f"versions up to {SCHEMA_VERSION}: upgrade qbb_events to read it",
             seq=seq,
         )
-    body = dict(data)
+    # Upcasters may rewrite nested values: they work on a deep copy, so the
+    # caller's data (whose hash is checked) is never changed.
+    body = dict(data) if version == SCHEMA_VERSION else copy.deepcopy(dict(data))
     while body["schema_version"] < SCHEMA_VERSION:
         step = _UPCASTERS.get(body["schema_version"])
         if step is None:
@@ -425,7 +428,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
             )
         body = step(body)
     kind = body.get("kind")
-    if kind not in EVENT_KINDS:
+    if not isinstance(kind, str) or kind not in EVENT_KINDS:
         raise UnknownEventKindError(
             f"unknown event kind {kind!r}; known kinds: {sorted(EVENT_KINDS)}", seq=seq
         )

@@ -50,6 +50,7 @@ class ProvenanceReducer:
 
     __slots__ = (
         "_actual",
+        "_attempt",
         "_available",
         "_next_seq",
         "_outputs",
@@ -63,6 +64,7 @@ class ProvenanceReducer:
 
     def __init__(self) -> None:
         self._quantum_id: uuid.UUID | None = None
+        self._attempt = 0
         self._next_seq = 0
         self._predicted_inputs: frozenset[uuid.UUID] = frozenset()
         self._predicted_outputs: frozenset[uuid.UUID] = frozenset()
@@ -84,6 +86,7 @@ class ProvenanceReducer:
         """
         other = ProvenanceReducer()
         other._quantum_id = self._quantum_id
+        other._attempt = self._attempt
         other._next_seq = self._next_seq
         other._predicted_inputs = self._predicted_inputs
         other._predicted_outputs = self._predicted_outputs
@@ -138,16 +141,17 @@ class ProvenanceReducer:
         if self._quantum_id is None:
             if not isinstance(event, QuantumStarted):
                 raise FoldError(f"a log must start with quantum_started, not {event.kind}")
-        elif event.quantum_id != self._quantum_id:
+        elif event.quantum_id != self._quantum_id or event.attempt != self._attempt:
             raise FoldError(
-                f"event seq {event.seq} belongs to quantum {event.quantum_id}, "
-                f"not {self._quantum_id}"
+                f"event seq {event.seq} belongs to quantum {event.quantum_id} attempt "
+                f"{event.attempt}, not {self._quantum_id} attempt {self._attempt}"
             )
         self._next_seq += 1
         if isinstance(event, QuantumStarted):
             if self._quantum_id is not None:
                 raise FoldError(f"a second quantum_started at seq {event.seq}")
             info = event.quantum
+            self._attempt = event.attempt
             self.start(
                 event.quantum_id,
                 [ref.id for ref in (*info.inputs, *info.init_inputs)],

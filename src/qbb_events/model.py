@@ -92,8 +92,13 @@ class DataId(Mapping[str, DataIdValue]):
                 raise InvalidDataIdError(
                     f"Data ID value for {key!r} must fit in a signed 64-bit integer, got {value!r}."
                 )
+            # Subclasses (enums) are stored as their plain value, so equality,
+            # hashing, ids and paths all see the same thing.
             if isinstance(value, str):
+                value = str.__str__(value)
                 _check_text(value, f"Data ID value for {key!r}", InvalidDataIdError)
+            else:
+                value = int(value)
             items[key] = value
         self._items = items
         self._hash = hash(frozenset(items.items()))
@@ -253,7 +258,8 @@ class DatasetRef:
                 f"match its dimensions {sorted(dataset_type.dimensions)}."
             )
         self._dataset_type = dataset_type
-        self._data_id = data_id
+        # Keys in dimension order: refs equal by value render equal paths.
+        self._data_id = DataId({key: data_id[key] for key in dataset_type.dimensions})
         self._run = _check_text(run, "RUN name")
         self._id = uuid7() if id is None else as_uuid(id, "Dataset id")
 

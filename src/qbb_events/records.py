@@ -83,7 +83,7 @@ def record_from_data(data: Any) -> FileRecord:
     if not isinstance(data, Mapping):
         raise RecordTypeError(f"A datastore record must be a mapping, not {type(data).__name__}.")
     kind = data.get("record_type", "file")
-    cls = _RECORD_TYPES.get(kind)
+    cls = _RECORD_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise RecordTypeError(
             f"Unknown datastore record type {kind!r}; known: {sorted(_RECORD_TYPES)}."

@@ -357,7 +357,8 @@ class FileDatastore:
                 raise self._already_stored(ref, final) from None
             os.rename(tmp, final)
             return
-        os.unlink(tmp)
+        # The artifact is published; a temporary name left behind is harmless.
+        _unlink_quietly(tmp)
 
     # -- removing --------------------------------------------------------
 

@@ -104,7 +104,8 @@ class _JsonFormatter:
 
     def to_bytes(self, obj: Any) -> bytes:
         # The standard library encoder is strict about types (no sets, UUIDs,
-        # dataclasses or NaN), so what is stored reads back as it was given.
+        # dataclasses or NaN), so what is stored reads back equal to what was
+        # given, tuples coming back as lists.
         # It is lax about three things that would not read back: non-str keys
         # (silently made strings), integers beyond 64 bits (read as floats) and
         # lone surrogates (unreadable); encoding without ``ensure_ascii`` makes
@@ -160,14 +161,22 @@ class _ParquetFormatter:
         if isinstance(obj, pa.RecordBatch):
             obj = pa.Table.from_batches([obj])
         elif type(obj).__module__.startswith("pandas") and type(obj).__name__ == "DataFrame":
-            obj = pa.Table.from_pandas(obj)
+            try:
+                obj = pa.Table.from_pandas(obj)
+            except (pa.ArrowException, TypeError, ValueError) as err:
+                raise StorageClassError(
+                    f"The DataFrame does not fit the 'arrow' storage class: {err}"
+                ) from None
         if not isinstance(obj, pa.Table):
             raise StorageClassError(
                 f"A {type(obj).__name__} does not fit the 'arrow' storage class "
                 "(pyarrow.Table, pyarrow.RecordBatch or pandas.DataFrame)."
             )
         sink = pa.BufferOutputStream()
-        pq.write_table(obj, sink, compression="zstd")
+        try:
+            pq.write_table(obj, sink, compression="zstd")
+        except (pa.ArrowException, TypeError, ValueError) as err:
+            raise StorageClassError(f"The table cannot be written as Parquet: {err}") from None
         return memoryview(sink.getvalue())
 
     def from_bytes(self, data: bytes, parameters: Mapping[str, Any]) -> Any:

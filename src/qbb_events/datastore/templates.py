@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Final
 
@@ -13,7 +14,17 @@ __all__ = ["DEFAULT_TEMPLATE", "PathTemplate"]
 DEFAULT_TEMPLATE: Final = "{run}/{dataset_type}/{data_id}"
 """Default template: ``run/type/key1=value1/key2=value2`` plus the formatter's extension."""
 
-_FIXED_FIELDS = frozenset({"run", "dataset_type", "id", "data_id"})
+_INTEGER = re.compile(r"^[+-]?[0-9]+\Z")
+
+
+def _render_value(value: int | str) -> str:
+    # 1 and "1" are different data IDs: a string that reads as an integer is
+    # quoted so the two never share a path.
+    if isinstance(value, str):
+        if _INTEGER.match(value):
+            return f"'{value}'"
+        return value
+    return str(value)
 
 
 def _check_component(value: str, what: str) -> str:
@@ -63,9 +74,16 @@ class PathTemplate:
 
     def __init__(self, template: str = DEFAULT_TEMPLATE) -> None:
         try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            parsed = list(string.Formatter().parse(template))
         except ValueError as err:
             raise InvalidDefinitionError(f"Malformed path template {template!r}: {err}") from None
+        fields = {f for _, f, _, _ in parsed if f is not None}
+        if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
+            # A format spec can truncate ("{id:.4}") or pad with anything, which
+            # would defeat both uniqueness and the containment checks.
+            raise InvalidDefinitionError(
+                f"Path template {template!r} may not use format specs or conversions."
+            )
         if not {"run", "dataset_type"} <= fields or not fields & {"data_id", "id"}:
             raise InvalidDefinitionError(
                 f"Path template {template!r} must use {{run}}, {{dataset_type}} and "
@@ -74,8 +92,7 @@ class PathTemplate:
         # The literal parts are checked too: a fixed "." or ".." component would
         # move every path, "{run}/../../{dataset_type}/{id}" out of the root.
         skeleton = "".join(
-            literal + ("x" if field is not None else "")
-            for literal, field, _, _ in string.Formatter().parse(template)
+            literal + ("x" if field is not None else "") for literal, field, _, _ in parsed
         )
         if (
             template.startswith("/")
@@ -116,7 +133,7 @@ class PathTemplate:
         data_id = ref.data_id
         values: dict[str, str] = {}
         for key, value in data_id.items():
-            values[key] = _check_component(str(value), f"Data ID value for {key!r}")
+            values[key] = _check_component(_render_value(value), f"Data ID value for {key!r}")
         fields = self._fields
         if "data_id" in fields:
             values["data_id"] = "/".join(f"{k}={v}" for k, v in values.items()) or "_"
@@ -125,6 +142,11 @@ class PathTemplate:
         values["id"] = str(ref.id)
         try:
             path = self._template.format_map(values) + extension
+            # Whatever the template, the result must be a plain relative path.
+            if path.startswith("/") or any(p in {"", ".", ".."} for p in path.split("/")):
+                raise PathEscapeError(
+                    f"Path {path!r} for {ref!r} is not a plain relative path inside the root."
+                )
         except KeyError as err:
             raise InvalidDefinitionError(
                 f"Path template {self._template!r} names {err} but the {ref.dataset_type.name!r} "

@@ -3,6 +3,13 @@
 from .base import EventLog
 from .jsonl import JsonLinesEventLog
 from .memory import InMemoryEventLog
-from .reading import check_chain, read_log
+from .reading import check_chain, iter_log, read_log
 
-__all__ = ["EventLog", "InMemoryEventLog", "JsonLinesEventLog", "check_chain", "read_log"]
+__all__ = [
+    "EventLog",
+    "InMemoryEventLog",
+    "JsonLinesEventLog",
+    "check_chain",
+    "iter_log",
+    "read_log",
+]

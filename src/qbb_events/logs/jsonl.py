@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import LogClosedError, LogExistsError
+from ..errors import LogClosedError, LogExistsError, LogWriteError
 from ..events import canonical_json
 from .base import EventLog
 
@@ -26,16 +28,18 @@ class JsonLinesEventLog(EventLog):
     Raises
     ------
     LogExistsError
-        If ``path`` already holds events.
+        If ``path`` already holds events or another writer holds it.
 
     Notes
     -----
     Each line is the canonical JSON of the event's body (keys sorted, no
     spaces) with its ``hash`` appended as the last member, written with a
     single ``write`` on a file opened in append mode, so the operating system
-    holds every event as soon as `append` returns. A
-    writer killed mid-line leaves a torn last line, which `read_log` reports
-    and skips. The file is ``fsync``-ed when the log is sealed or closed.
+    holds every event as soon as `append` returns. A writer killed mid-line
+    leaves a torn last line, which `read_log` reports and skips; a write that
+    fails is cut back and raises `LogWriteError`, leaving the log whole. The
+    file is locked (``flock``) while open, and ``fsync``-ed when the log is
+    sealed or closed.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -44,15 +48,23 @@ class JsonLinesEventLog(EventLog):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         try:
-            self._fd: int | None = os.open(self._path, flags | os.O_EXCL, 0o644)
+            fd = os.open(self._path, flags | os.O_EXCL, 0o644)
         except FileExistsError:
             fd = os.open(self._path, flags, 0o644)
-            if os.fstat(fd).st_size:
-                os.close(fd)
-                raise LogExistsError(
-                    f"{self._path} already holds events; each quantum attempt needs its own log."
-                ) from None
-            self._fd = fd
+        # An exclusive lock, then the emptiness check: two processes can never
+        # both take the same file, even an empty one.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogExistsError(f"{self._path} is in use by another log writer.") from None
+        if os.fstat(fd).st_size:
+            os.close(fd)
+            raise LogExistsError(
+                f"{self._path} already holds events; each quantum attempt needs its own log."
+            )
+        self._fd: int | None = fd
+        self._size = 0
 
     @property
     def path(self) -> Path:
@@ -66,9 +78,20 @@ class JsonLinesEventLog(EventLog):
         canonical = canonical_json(self._body(entry, prev))
         digest = hashlib.sha256(bytes.fromhex(prev) + canonical).hexdigest()
         # The hash goes last, so the bytes before it are exactly what was hashed.
-        view = memoryview(b'%s,"hash":"%s"}\n' % (canonical[:-1], digest.encode()))
-        while view:
-            view = view[os.write(self._fd, view) :]
+        line = b'%s,"hash":"%s"}\n' % (canonical[:-1], digest.encode())
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as err:
+            # Cut back any part of the line that reached the file, so the log
+            # stays whole lines and later appends are not glued to a fragment.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise LogWriteError(
+                err.errno, f"Appending seq {entry[0]} failed: {err.strerror}", str(self._path)
+            ) from err
+        self._size += len(line)
         self._hashes.append(digest)
 
     def _on_seal(self) -> None:

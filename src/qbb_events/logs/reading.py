@@ -13,7 +13,7 @@ import orjson
 from ..errors import LogCorruptedError, TornLogWarning
 from ..events import GENESIS_HASH, Event, chain_hash, parse_event
 
-__all__ = ["check_chain", "read_log"]
+__all__ = ["check_chain", "iter_log", "read_log"]
 
 
 def read_log(path: str | os.PathLike[str]) -> list[Event]:
@@ -45,30 +45,56 @@ def read_log(path: str | os.PathLike[str]) -> list[Event]:
         If the last line is incomplete (its writer was killed mid-write): the
         whole events before it are returned.
     """
-    with open(path, "rb") as stream:
-        data = stream.read()
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline
-    if tail:
-        warnings.warn(
-            f"{os.fspath(path)}: line {len(lines) + 1} is incomplete ({len(tail)} bytes, "
-            "no newline): its writer was killed mid-write; it was ignored.",
-            TornLogWarning,
-            stacklevel=2,
-        )
-    return list(_check_lines(enumerate(lines, start=1)))
+    return list(iter_log(path))
 
 
-def _check_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[Event]:
+def iter_log(path: str | os.PathLike[str]) -> Iterator[Event]:
+    """Stream a JSON Lines log, checking each event as it is read.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A log written by `JsonLinesEventLog`.
+
+    Yields
+    ------
+    event : `Event`
+        Each event, in order, once it has passed every check of `read_log`.
+
+    Raises
+    ------
+    LogCorruptedError, SchemaVersionError, UnknownEventKindError
+        As `read_log`, when the offending line is reached.
+
+    Warns
+    -----
+    TornLogWarning
+        If the last line is incomplete.
+
+    Notes
+    -----
+    Memory stays bounded by one line whatever the log's length, so
+    ``fold(iter_log(path))`` folds a log of any size.
+    """
     checker = _ChainChecker()
-    for number, line in lines:
-        try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError as err:
-            raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
-        if not isinstance(raw, dict):
-            raise LogCorruptedError("an event must be a JSON object", line=number)
-        yield checker.check(raw, number)
+    with open(path, "rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.endswith(b"\n"):
+                # Only the last line can lack its newline: a writer killed mid-write.
+                warnings.warn(
+                    f"{os.fspath(path)}: line {number} is incomplete ({len(line)} bytes, "
+                    "no newline): its writer was killed mid-write; it was ignored.",
+                    TornLogWarning,
+                    stacklevel=2,
+                )
+                return
+            try:
+                raw = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
+            if not isinstance(raw, dict):
+                raise LogCorruptedError("an event must be a JSON object", line=number)
+            yield checker.check(raw, number)
 
 
 class _ChainChecker:
