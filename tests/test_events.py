@@ -255,11 +255,11 @@ def test_canonical_json_of_uuid_and_models() -> None:
 def test_chain_hash_definition() -> None:
     body = {"seq": 0, "kind": "x", "text": "ü"}
     prev = "ab" * 32
-    expected = hashlib.sha256(bytes.fromhex(prev) + canonical_json(body)).hexdigest()
+    expected = hashlib.sha256(prev.encode() + canonical_json(body)).hexdigest()
     assert chain_hash(prev, body) == expected
     assert (
         chain_hash(GENESIS_HASH, body)
-        == hashlib.sha256(bytes(32) + canonical_json(body)).hexdigest()
+        == hashlib.sha256(b"0" * 64 + canonical_json(body)).hexdigest()
     )
     assert chain_hash(GENESIS_HASH, body) != chain_hash(prev, body)
 
@@ -276,9 +276,7 @@ def test_butler_events_form_a_hash_chain(butler: QuantumBackedButler) -> None:
         assert event.prev_hash == prev
         assert (
             event.hash
-            == hashlib.sha256(
-                bytes.fromhex(event.prev_hash) + canonical_json(body_of(event))
-            ).hexdigest()
+            == hashlib.sha256(event.prev_hash.encode() + canonical_json(body_of(event))).hexdigest()
         )
         assert event.hash == chain_hash(event.prev_hash, body_of(event))
         prev = event.hash

@@ -6,8 +6,9 @@ quantum id, attempt, ``seq``, UTC timestamp in nanoseconds, ``kind``,
 string literal, never a class path, so renaming a module never breaks a
 stored log.
 
-``hash`` is the SHA-256 hex digest of the 32 bytes of ``prev_hash`` followed
-by the canonical JSON of the event without its ``hash`` field: keys sorted,
+``hash`` is the SHA-256 hex digest of ``prev_hash`` (its 64 ASCII hex digits)
+followed by the canonical JSON of the event without its ``hash`` field
+(``prev_hash`` included): keys sorted,
 no spaces, UTF-8, UUIDs as their hyphenated lower-case strings. Events hold
 no floats, so the canonical form is unambiguous. The first event's
 ``prev_hash`` is 64 zeros.
@@ -364,9 +365,9 @@ def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
     Returns
     -------
     hash : `str`
-        SHA-256 hex digest of ``bytes.fromhex(prev_hash) + canonical_json(body)``.
+        SHA-256 hex digest of the ASCII of ``prev_hash`` followed by ``canonical_json(body)``.
     """
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(body)).hexdigest()
 
 
 def event_body(event: Event) -> dict[str, Any]:

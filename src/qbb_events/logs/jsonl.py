@@ -76,7 +76,7 @@ class JsonLinesEventLog(EventLog):
             raise LogClosedError(f"The log {self._path} is closed; cannot append.")
         prev = self._prev_hash(entry[0])
         canonical = canonical_json(self._body(entry, prev))
-        digest = hashlib.sha256(bytes.fromhex(prev) + canonical).hexdigest()
+        digest = hashlib.sha256(prev.encode() + canonical).hexdigest()
         # The hash goes last, so the bytes before it are exactly what was hashed.
         line = b'%s,"hash":"%s"}\n' % (canonical[:-1], digest.encode())
         view = memoryview(line)
