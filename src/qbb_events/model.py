@@ -125,6 +125,11 @@ class DataId(Mapping[str, DataIdValue]):
     def __repr__(self) -> str:
         return f"DataId({self._items!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor: cached hashes of strings differ
+        # between processes, so they must never travel in a pickle.
+        return (DataId, (self._items,))
+
     def to_dict(self) -> dict[str, DataIdValue]:
         """Return the data ID as a new plain `dict`.
 
@@ -213,6 +218,9 @@ class DatasetType:
 
     def __repr__(self) -> str:
         return f"DatasetType({self._name!r}, {self._storage_class!r}, {self._dimensions!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DatasetType, (self._name, self._storage_class, self._dimensions))
 
 
 class DatasetRef:
@@ -328,6 +336,9 @@ class DatasetRef:
 
     def __hash__(self) -> int:
         return hash(self._id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DatasetRef, (self._dataset_type, self._data_id, self._run, self._id))
 
     def __repr__(self) -> str:
         return (
@@ -535,6 +546,10 @@ class Quantum:
 
     def __hash__(self) -> int:
         return hash(self._id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (self._task_label, self._data_id, self._inputs, self._outputs, self._init_inputs)
+        return (Quantum, (*args, self._id, dict(self._datastore_records)))
 
     def __repr__(self) -> str:
         return (
