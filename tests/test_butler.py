@@ -7,13 +7,22 @@ Every scenario also checks that ``extract_provenance_data() == fold(events)``
 from __future__ import annotations
 
 import contextlib
+import enum
+import errno
 import hashlib
+import importlib
+import importlib.util
 import itertools
+import json
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
+import pandas as pd
 import pyarrow as pa
+import pydantic
 import pytest
 from structlog.testing import capture_logs
 
@@ -1256,3 +1265,445 @@ def test_existence_of_a_predicted_id_is_checked_as_the_quantum_defines_it(make_q
     assert prov.available_inputs == {present.id}
     assert prov.unavailable_inputs == {absent.id}
     assert prov == fold(butler.events)
+
+
+# -- regression: argument checks before anything is deleted or opened ---------------
+
+_numpy = importlib.import_module("numpy") if importlib.util.find_spec("numpy") else None
+
+NON_BOOL_FLAGS = [
+    {"disassociate": True, "unstore": True, "purge": "no"},
+    {"disassociate": True, "unstore": True, "purge": 1},
+    {"disassociate": False, "unstore": 1, "purge": False},
+    {"disassociate": False, "unstore": 2, "purge": False},
+    {"disassociate": "yes", "unstore": True, "purge": True},
+    {"disassociate": None, "unstore": True, "purge": True},
+]
+if _numpy is not None:
+    NON_BOOL_FLAGS += [
+        {"disassociate": False, "unstore": _numpy.True_, "purge": False},
+        {"disassociate": _numpy.True_, "unstore": _numpy.True_, "purge": _numpy.True_},
+        {"disassociate": _numpy.False_, "unstore": True, "purge": False},
+    ]
+
+
+@pytest.mark.parametrize("log_kind", ["memory", "file"])
+@pytest.mark.parametrize("flags", NON_BOOL_FLAGS, ids=repr)
+def test_prune_non_bool_flags_are_refused_before_anything(make_quantum, tmp_path, log_kind, flags):
+    setup = make_quantum()
+    path = tmp_path / "logs" / "q.jsonl"
+    butler = QuantumBackedButler.initialize(
+        setup.datastore, setup.quantum, log=path if log_kind == "file" else None
+    )
+    for k, out in enumerate(setup.outputs):
+        butler.put({"out": k}, out)
+    before = provenance(butler)
+    with appends_none(butler), pytest.raises(qbb_events.ArgumentTypeError) as info:
+        butler.pruneDatasets(setup.outputs, **flags)
+    assert isinstance(info.value, TypeError)
+    assert "must be a bool" in str(info.value)
+    for k, out in enumerate(setup.outputs):
+        assert setup.datastore.get(out) == {"out": k}
+    assert butler.extract_provenance_data() == before
+    assert fold(butler.events) == butler.extract_provenance_data()
+    # The log took no damage: later calls append, and a file log reads back whole.
+    with appends_one(butler, "datasets_pruned"):
+        butler.pruneDatasets(setup.outputs[:1], disassociate=True, unstore=True, purge=True)
+    butler.close()
+    assert_consistent(butler)
+    assert provenance(butler).actual_outputs == {setup.outputs[1].id}
+    if log_kind == "file":
+        assert read_log(path) == list(butler.events)
+
+
+@pytest.mark.parametrize("tags", ["", "tagged"])
+def test_prune_a_string_of_tags_is_one_tag(butler, setup, written, tags):
+    with appends_one(butler, "datasets_pruned") as new, pytest.raises(PruneArgumentError) as info:
+        butler.pruneDatasets(written, disassociate=False, unstore=True, tags=tags)
+    assert repr([tags]) in str(info.value)
+    assert new[0].removed == ()
+    assert all(setup.datastore.path(ref).exists() for ref in written)
+
+
+@pytest.mark.parametrize("quantum_id", ["garbage", "", 42, b"\x00" * 16, uuid.uuid4().int])
+def test_from_predicted_refuses_a_bad_quantum_id_before_opening_a_log(setup, tmp_path, quantum_id):
+    path = tmp_path / "logs" / "q.jsonl"
+    with pytest.raises(InvalidDefinitionError, match="Quantum id") as info:
+        QuantumBackedButler.from_predicted(
+            setup.datastore, setup.inputs, setup.outputs, quantum_id=quantum_id, log=path
+        )
+    assert isinstance(info.value, ValueError)
+    assert not path.exists()
+    with pytest.raises(InvalidDefinitionError):
+        QuantumBackedButler.from_predicted(
+            setup.datastore, setup.inputs, setup.outputs, quantum_id=quantum_id
+        )
+
+
+def test_from_predicted_accepts_a_quantum_id_string(setup, tmp_path):
+    quantum_id = uuid.uuid4()
+    path = tmp_path / "q.jsonl"
+    butler = QuantumBackedButler.from_predicted(
+        setup.datastore, setup.inputs, setup.outputs, quantum_id=str(quantum_id), log=path
+    )
+    assert butler.quantum_id == quantum_id
+    butler.close()
+    assert [e.quantum_id for e in read_log(path)] == [quantum_id] * len(butler.events)
+    assert_consistent(butler)
+
+
+def _open_fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+needs_proc_fd = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd to count open files"
+)
+
+
+@needs_proc_fd
+@pytest.mark.parametrize("attempt", [-1, True, "1", 1.0, None])
+@pytest.mark.parametrize("constructor", ["initialize", "from_predicted"])
+def test_bad_attempt_leaves_no_log_file_and_no_open_fd(setup, tmp_path, attempt, constructor):
+    before = _open_fd_count()
+    if constructor == "initialize":
+        args = (setup.datastore, setup.quantum)
+    else:
+        args = (setup.datastore, setup.inputs, setup.outputs)
+    make = getattr(QuantumBackedButler, constructor)
+    for k in range(5):
+        path = tmp_path / f"logs{k}" / "q.jsonl"
+        with pytest.raises(InvalidDefinitionError, match="attempt"):
+            make(*args, log=path, attempt=attempt)
+        assert not path.exists()
+        assert not path.parent.exists()
+    assert _open_fd_count() == before
+
+
+class _DiskFull:
+    """Stands in for the ``os`` module of the JSON Lines log: every write fails."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@needs_proc_fd
+def test_a_log_opened_by_a_failed_constructor_is_closed(setup, tmp_path, monkeypatch):
+    path = tmp_path / "q.jsonl"
+    before = _open_fd_count()
+    with monkeypatch.context() as m:
+        m.setattr("qbb_events.logs.jsonl.os", _DiskFull())
+        with pytest.raises(qbb_events.LogWriteError) as info:
+            QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
+    assert info.value.errno == errno.ENOSPC
+    assert _open_fd_count() == before
+    # Closed, so unlocked, and still empty: the next attempt may use the path.
+    assert path.read_bytes() == b""
+    butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
+    butler.close()
+    assert read_log(path) == list(butler.events)
+
+
+# -- regression: a put whose output_written cannot be logged -----------------------
+
+
+def test_put_whose_output_written_cannot_be_logged_leaves_no_artifact(setup, tmp_path, monkeypatch):
+    path = tmp_path / "q.jsonl"
+    butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
+    out = setup.outputs[0]
+    files_before = sorted(p for p in setup.datastore.root.rglob("*") if p.is_file())
+    events_before = butler.events
+    with monkeypatch.context() as m:
+        m.setattr("qbb_events.logs.jsonl.os", _DiskFull())
+        with pytest.raises(qbb_events.LogWriteError) as info:
+            butler.put({"o": 1}, out)
+    assert isinstance(info.value, OSError)
+    assert info.value.errno == errno.ENOSPC
+    # No orphan artifact nobody would transfer, and no half-recorded output.
+    assert not setup.datastore.path(out).exists()
+    assert not FileDatastore(setup.datastore.root).exists(out)
+    assert sorted(p for p in setup.datastore.root.rglob("*") if p.is_file()) == files_before
+    assert butler.events == events_before
+    assert out.id not in provenance(butler).actual_outputs
+    assert read_log(path) == list(butler.events)
+    # Once the disk has room the output can be written, and everything agrees.
+    with appends_one(butler, "output_written"):
+        butler.put({"o": 2}, out)
+    assert setup.datastore.get(out) == {"o": 2}
+    butler.close()
+    assert read_log(path) == list(butler.events)
+    assert provenance(butler).actual_outputs == {out.id}
+    assert_consistent(butler)
+
+
+# -- regression: threads -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("log_kind", ["memory", "file"])
+def test_concurrent_calls_keep_the_butler_equal_to_its_fold(
+    make_quantum, tmp_path, monkeypatch, log_kind
+):
+    # While the threads run, each rule first yields the GIL, so a thread switch
+    # between logging an event and applying its rule is likely instead of rare.
+    threads_running = threading.Event()
+    for name in ("read", "unused", "existence"):
+        rule = getattr(ProvenanceReducer, name)
+
+        def yielding(self, *args, _rule=rule):
+            if threads_running.is_set():
+                time.sleep(0)
+            _rule(self, *args)
+
+        monkeypatch.setattr(ProvenanceReducer, name, yielding)
+    setup = make_quantum(n_inputs=4, missing=(3,))
+    path = tmp_path / "q.jsonl"
+    butler = QuantumBackedButler.initialize(
+        setup.datastore, setup.quantum, log=path if log_kind == "file" else None
+    )
+    n_threads, n_calls = 8, 200
+    mismatches: list[int] = []
+
+    def check() -> None:
+        # Run by the last thread to reach the barrier, while the others wait.
+        threads_running.clear()
+        if butler.extract_provenance_data() != fold(butler.events):
+            mismatches.append(len(butler.events))
+        threads_running.set()
+
+    barrier = threading.Barrier(n_threads, action=check)
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(n_calls):
+                # In each round every thread calls on the same input.
+                ref = setup.inputs[i % len(setup.inputs)]
+                op = (t + i) % 3
+                if op == 0:
+                    try:
+                        butler.get(ref)
+                    except ArtifactNotFoundError:
+                        assert ref == setup.inputs[3]
+                elif op == 1:
+                    butler.markInputUnused(ref)
+                else:
+                    butler.stored(ref)
+                barrier.wait()
+        except BaseException as err:
+            errors.append(err)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    threads_running.set()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    threads_running.clear()
+    assert errors == []
+    assert mismatches == []
+    events = butler.events
+    assert len(events) == 1 + n_threads * n_calls
+    assert [e.seq for e in events] == list(range(len(events)))
+    check_chain(events)
+    assert butler.extract_provenance_data() == fold(butler.events)
+    butler.close()
+    assert_consistent(butler)
+    if log_kind == "file":
+        assert read_log(path) == list(butler.events)
+
+
+def test_an_event_and_its_rule_are_applied_together(butler, setup, monkeypatch):
+    ref = setup.inputs[0]
+    butler.get(ref)
+    entered = threading.Event()
+    unused = ProvenanceReducer.unused
+
+    def slow_unused(self, dataset_id):
+        # A thread switch between logging markInputUnused and applying its rule.
+        entered.set()
+        time.sleep(0.2)
+        unused(self, dataset_id)
+
+    monkeypatch.setattr(ProvenanceReducer, "unused", slow_unused)
+    thread = threading.Thread(target=butler.markInputUnused, args=(ref,))
+    thread.start()
+    assert entered.wait(10)
+    butler.get(ref)
+    thread.join()
+    assert [e.kind for e in butler.events] == [
+        "quantum_started",
+        "input_read",
+        "input_marked_unused",
+        "input_read",
+    ]
+    # Read again after being marked unused: actual, in the butler as in the log.
+    assert provenance(butler).actual_inputs == {ref.id}
+
+
+# -- regression: malformed read parameters and unwritable DataFrames -------------------
+
+
+def test_deferred_handle_malformed_parameters_are_logged_bad_requests(butler, setup):
+    ref = setup.inputs[0]
+    handle = butler.getDeferred(ref)
+    loads = []
+    with appends_one(butler, "deferred_loaded") as new, pytest.raises(BadReadRequestError) as info:
+        handle.get(parameters=["columns"])
+    assert isinstance(info.value, ValueError)
+    loads += new
+    with appends_one(butler, "deferred_requested"):
+        deferred = butler.getDeferred(ref, parameters=["x"])
+    with appends_one(butler, "deferred_loaded") as new, pytest.raises(BadReadRequestError):
+        deferred.get()
+    loads += new
+    with appends_one(butler, "deferred_loaded") as new, pytest.raises(BadReadRequestError):
+        deferred.get(parameters={})
+    loads += new
+    with appends_one(butler, "deferred_requested"):
+        empty = butler.getDeferred(ref, parameters={})
+    with appends_one(butler, "deferred_loaded") as new, pytest.raises(BadReadRequestError):
+        empty.get(parameters="columns")
+    loads += new
+    for event in loads:
+        assert event.ok is False
+        assert event.dataset_id == ref.id
+        assert event.failure.category == "bad_request"
+        assert event.failure.exc_type == "BadReadRequestError"
+    prov = provenance(butler)
+    assert ref.id not in prov.unavailable_inputs
+    assert ref.id in prov.actual_inputs
+    # A proper load through the same handles still works.
+    with appends_one(butler, "deferred_loaded"):
+        assert handle.get() == setup.contents[ref.id]
+    with appends_one(butler, "deferred_loaded"):
+        assert empty.get() == setup.contents[ref.id]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"c": [1, "x"]}, {"c": [object()]}, {"c": [b"x", 1.5]}],
+    ids=["int-str", "object", "bytes-float"],
+)
+def test_put_unwritable_dataframe_is_an_invalid_object(typed_outputs, datastore, frame):
+    butler, refs = typed_outputs
+    ref = refs["arrow"]
+    with appends_one(butler, "output_rejected") as new, pytest.raises(StorageClassError) as info:
+        butler.put(pd.DataFrame(frame), ref)
+    assert isinstance(info.value, TypeError)
+    assert isinstance(info.value, qbb_events.QbbEventsError)
+    assert new[0].reason == "invalid_object"
+    assert new[0].error.exc_type == "StorageClassError"
+    assert not datastore.path(ref).exists()
+    assert provenance(butler).actual_outputs == frozenset()
+    # A well-formed frame can still be written.
+    with appends_one(butler, "output_written"):
+        butler.put(pd.DataFrame({"c": [1, 2]}), ref)
+    assert datastore.get(ref).to_pydict() == {"c": [1, 2]}
+    assert_consistent(butler)
+
+
+# -- regression: stored data naming no known record type ---------------------------
+
+
+@pytest.mark.parametrize("record_type", [[1], {"file": 1}, None])
+def test_provenance_with_an_unhashable_record_type_is_a_validation_error(
+    butler, setup, written, record_type
+):
+    data = json.loads(provenance(butler).model_dump_json())
+    data["datastore_records"][setup.datastore.name][0]["record_type"] = record_type
+    with pytest.raises(pydantic.ValidationError):
+        QuantumProvenanceData.model_validate_json(json.dumps(data))
+    with pytest.raises(pydantic.ValidationError):
+        QuantumProvenanceData.model_validate_json(
+            json.dumps({"datastore_records": {"x": [{"record_type": record_type}]}})
+        )
+
+
+# -- regression: enum data IDs ---------------------------------------------------------
+
+
+class _Band(str, enum.Enum):  # noqa: UP042 -- not StrEnum: its str() is "_Band.G"
+    G = "g"
+
+
+def test_enum_data_ids_are_recorded_and_stored_as_plain_values(tmp_path):
+    path = tmp_path / "q.jsonl"
+    raw = DatasetType("raw", "json", ("band",))
+    coadd = DatasetType("coadd", "json", ("band",))
+    ref = DatasetRef(raw, {"band": _Band.G}, RUN)
+    out = DatasetRef(coadd, {"band": _Band.G}, RUN)
+    datastore = FileDatastore(tmp_path / "repo")
+    datastore.put({"in": 1}, DatasetRef(raw, {"band": "g"}, RUN, id=ref.id))
+    butler = QuantumBackedButler.initialize(
+        datastore, Quantum("t", {"band": _Band.G}, [ref], [out]), log=path
+    )
+    assert butler.stored(ref)
+    assert butler.get(ref) == {"in": 1}
+    with appends_one(butler, "output_written") as new:
+        butler.put({"out": 1}, out)
+    assert new[0].record.path == f"{RUN}/coadd/band=g.json"
+    plain = DatasetRef(coadd, {"band": "g"}, RUN, id=out.id)
+    assert FileDatastore(tmp_path / "repo").get(plain) == {"out": 1}
+    butler.close()
+    events = read_log(path)
+    assert events == list(butler.events)
+    check_chain(events)
+    started = events[0].quantum
+    assert started.data_id == {"band": "g"}
+    assert type(started.data_id["band"]) is str
+    assert type(started.inputs[0].data_id["band"]) is str
+    assert_consistent(butler)
+
+
+# -- regression: peak memory units ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("platform", "factor"), [("linux", 1024), ("darwin", 1)])
+def test_peak_rss_is_reported_in_bytes(butler, monkeypatch, platform, factor):
+    import qbb_events.butler as butler_module
+
+    # getrusage reports ru_maxrss in kibibytes on Linux and in bytes on macOS.
+    usage = type("Usage", (), {"ru_maxrss": 123_456})()
+    fake_resource = type(
+        "Resource", (), {"RUSAGE_SELF": 0, "getrusage": staticmethod(lambda who: usage)}
+    )
+    monkeypatch.setattr(butler_module, "resource", fake_resource)
+    monkeypatch.setattr(butler_module, "sys", type("Sys", (), {"platform": platform}))
+    with appends_one(butler, "quantum_finished") as new:
+        butler.finish("succeeded")
+    assert new[0].peak_rss_bytes == 123_456 * factor
+
+
+# -- remaining: a log that fails to sync when sealed ------------------------------------
+
+
+class _SyncFails:
+    """Stands in for the ``os`` module of the JSON Lines log: ``fsync`` fails."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def fsync(self, fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def test_a_failed_sync_when_sealing_keeps_the_butler_equal_to_its_fold(
+    setup, tmp_path, monkeypatch
+):
+    path = tmp_path / "q.jsonl"
+    butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
+    butler.get(setup.inputs[0])
+    with monkeypatch.context() as m:
+        m.setattr("qbb_events.logs.jsonl.os", _SyncFails())
+        with pytest.raises(OSError, match="Input/output error"):
+            butler.close()
+    try:
+        assert butler.extract_provenance_data() == fold(butler.events)
+        butler.close()  # idempotent once the disk works again
+        assert read_log(path) == list(butler.events)
+    finally:
+        butler.log.close()

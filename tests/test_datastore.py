@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import errno
 import hashlib
 import math
@@ -1047,3 +1048,175 @@ def test_killed_writer_publishes_nothing(
     assert store.get(ref) == b"second attempt"
     assert record.file_size == len(b"second attempt")
     assert final.read_bytes() == b"second attempt"
+
+
+# -- regression: one dataset, one path; int and str values never share one ---------
+
+
+def test_equal_refs_with_reordered_data_ids_share_a_path(root: Path) -> None:
+    dataset_type = _type("json")
+    dataset_id = uuid.uuid4()
+    forward = DatasetRef(dataset_type, {"visit": 1, "detector": 2}, RUN, id=dataset_id)
+    backward = DatasetRef(dataset_type, {"detector": 2, "visit": 1}, RUN, id=dataset_id)
+    assert forward == backward
+    writer = FileDatastore(root)
+    assert writer.relative_path(forward) == writer.relative_path(backward)
+    assert writer.relative_path(backward) == f"{RUN}/thing_json/visit=1/detector=2.json"
+    writer.put({"x": 1}, forward)
+    # A fresh instance (no cache, no records) finds the artifact through either ordering.
+    for ref in (forward, backward):
+        reader = FileDatastore(root)
+        assert reader.relative_path(ref) == writer.relative_path(forward)
+        assert reader.exists(ref)
+        assert reader.get(ref) == {"x": 1}
+    # Written through the other ordering, it is the same artifact: a second put is refused.
+    with pytest.raises(OutputAlreadyStoredError):
+        FileDatastore(root).put({"x": 2}, backward)
+    assert _files(root) == [root / writer.relative_path(forward)]
+
+
+INT_STR_TEMPLATES = [
+    "{run}/{dataset_type}/{data_id}",
+    "{run}/{visit}/{dataset_type}/{data_id}",
+    "{run}/v{visit}/{dataset_type}/{data_id}",
+]
+
+
+@pytest.mark.parametrize("template", INT_STR_TEMPLATES)
+@pytest.mark.parametrize(("as_int", "as_str"), [(1, "1"), (-7, "-7"), (0, "0"), (12, "+12")])
+def test_int_and_str_data_id_values_never_share_an_artifact(
+    root: Path, template: str, as_int: int, as_str: str
+) -> None:
+    dataset_type = _type("json")
+    number = DatasetRef.deterministic(dataset_type, {"visit": as_int, "detector": 2}, RUN)
+    text = DatasetRef.deterministic(dataset_type, {"visit": as_str, "detector": 2}, RUN)
+    assert number != text
+    store = FileDatastore(root, template=template)
+    assert store.relative_path(number) != store.relative_path(text)
+    store.put({"who": "number"}, number)
+    # Reading the other never returns this one's data.
+    assert not store.exists(text)
+    with pytest.raises(ArtifactNotFoundError):
+        store.get(text)
+    assert not FileDatastore(root, template=template).exists(text)
+    store.put({"who": "text"}, text)
+    for reader in (store, FileDatastore(root, template=template)):
+        assert reader.get(number) == {"who": "number"}
+        assert reader.get(text) == {"who": "text"}
+    assert len(_files(root)) == 2
+
+
+@pytest.mark.parametrize(("as_int", "as_str"), [(1, "1"), (-7, "-7")])
+def test_int_and_str_data_id_values_render_differently_as_fields(
+    root: Path, as_int: int, as_str: str
+) -> None:
+    store = FileDatastore(root, template="{run}/{dataset_type}/{visit}/{id}")
+    dataset_id = uuid.uuid4()
+    number = DatasetRef(_type("json"), {"visit": as_int, "detector": 2}, RUN, id=dataset_id)
+    text = DatasetRef(_type("json"), {"visit": as_str, "detector": 2}, RUN, id=dataset_id)
+    # Same id: only the rendering of the value can tell the two apart.
+    assert store.relative_path(number).split("/")[-2] == str(as_int)
+    assert store.relative_path(text).split("/")[-2] != str(as_int)
+    assert store.relative_path(number) != store.relative_path(text)
+
+
+def test_plain_values_keep_their_plain_paths(store: FileDatastore) -> None:
+    # Only a string that reads as an integer is marked; other values render as they are.
+    assert store.relative_path(_ref("json", visit=1, detector="S01")) == (
+        f"{RUN}/thing_json/visit=1/detector=S01.json"
+    )
+    assert store.relative_path(_ref("json", visit="1a", detector="-")) == (
+        f"{RUN}/thing_json/visit=1a/detector=-.json"
+    )
+
+
+def test_str_values_that_look_quoted_never_share_an_artifact(store: FileDatastore) -> None:
+    dataset_type = _type("json")
+    plain = DatasetRef.deterministic(dataset_type, {"visit": "1", "detector": 2}, RUN)
+    quoted = DatasetRef.deterministic(dataset_type, {"visit": "'1'", "detector": 2}, RUN)
+    assert plain != quoted
+    store.put({"who": "plain"}, plain)
+    assert not store.exists(quoted)
+    assert store.relative_path(plain) != store.relative_path(quoted)
+
+
+# A str mix-in, not StrEnum, on purpose: its str() is "_Band.G", not "g".
+class _Band(str, enum.Enum):  # noqa: UP042
+    G = "g"
+
+
+class _Detector(enum.IntEnum):
+    TWO = 2
+
+
+def test_enum_data_id_values_render_like_plain_values(root: Path) -> None:
+    dataset_type = DatasetType("thing_json", "json", ("band", "detector"))
+    dataset_id = uuid.uuid4()
+    enums = DatasetRef(
+        dataset_type, {"band": _Band.G, "detector": _Detector.TWO}, RUN, id=dataset_id
+    )
+    plain = DatasetRef(dataset_type, {"band": "g", "detector": 2}, RUN, id=dataset_id)
+    assert type(enums.data_id["band"]) is str
+    assert type(enums.data_id["detector"]) is int
+    assert enums == plain
+    for template in (
+        "{run}/{dataset_type}/{data_id}",
+        "{run}/{band}/{dataset_type}/{detector}/{id}",
+    ):
+        store = FileDatastore(root, template=template)
+        assert store.relative_path(enums) == store.relative_path(plain)
+        assert "_Band" not in store.relative_path(enums)
+        assert "'" not in store.relative_path(enums)
+    store = FileDatastore(root)
+    assert store.relative_path(enums) == f"{RUN}/thing_json/band=g/detector=2.json"
+    store.put({"x": 1}, enums)
+    assert FileDatastore(root).get(plain) == {"x": 1}
+    with pytest.raises(OutputAlreadyStoredError):
+        store.put({"x": 2}, plain)
+
+
+FORMAT_SPEC_TEMPLATES = [
+    "{run}/{dataset_type}/{id:.4}",
+    "{run!r}/{dataset_type}/{id}",
+    "{run}/{dataset_type}/{data_id!s}",
+    "{run}/{dataset_type}/{visit:>8}/{id}",
+    "{run}/{dataset_type}/{visit!a}/{id}",
+    "{id:.0}../{run}/{dataset_type}/{data_id}",
+    "{run:.0}/../{dataset_type}/{id}",
+]
+
+
+@pytest.mark.parametrize("template", FORMAT_SPEC_TEMPLATES)
+def test_template_format_specs_and_conversions_refused(tmp_path: Path, template: str) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    before = _snapshot(tmp_path)
+    with pytest.raises(InvalidDefinitionError, match="format specs or conversions") as info:
+        PathTemplate(template)
+    assert repr(template) in str(info.value)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(InvalidDefinitionError):
+        FileDatastore(root, template=template)
+    # Nothing was written, inside the root or beside it.
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_temporary_name_left_after_publication_does_not_fail_the_put(
+    store: FileDatastore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = _ref("bytes")
+    real_unlink = os.unlink
+
+    def unlink_fails_for_temporaries(path: Any, *args: Any, **kwargs: Any) -> None:
+        if os.fspath(path).endswith(".tmp"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "unlink", unlink_fails_for_temporaries)
+        record = store.put(b"data", ref)
+    # The artifact was published, so the put succeeded; only a hidden temporary remains.
+    assert record.path == store.relative_path(ref)
+    assert store.get(ref) == b"data"
+    assert FileDatastore(root).get(ref) == b"data"
+    assert [p for p in _files(root) if p not in _temp_files(root)] == [store.path(ref)]

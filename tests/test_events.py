@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -597,3 +598,36 @@ def test_exception_with_lone_surrogate_is_recorded(tmp_path: Path, store: str) -
     check_chain(butler.events)
     if store == "file":
         assert read_log(path) == list(butler.events)
+
+
+@pytest.mark.parametrize("kind", [["input_read"], {"input_read": 1}, 7, None, True])
+def test_parse_event_rejects_a_kind_that_is_not_a_string(
+    butler: QuantumBackedButler, kind: Any
+) -> None:
+    data = butler.events[3].model_dump(mode="json")
+    data["kind"] = kind
+    with pytest.raises(UnknownEventKindError, match="unknown event kind") as info:
+        parse_event(data)
+    assert isinstance(info.value, LogCorruptedError)
+    assert info.value.seq == 3
+
+
+def test_upcasting_never_changes_the_callers_data(
+    butler: QuantumBackedButler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qbb_events.events as events_module
+
+    data = butler.events[0].model_dump(mode="json")
+    original = copy.deepcopy(data)
+
+    def upcast(body: dict[str, Any]) -> dict[str, Any]:
+        # An upcaster that rewrites a nested value in place.
+        body["quantum"]["task_label"] = "renamed"
+        return {**body, "schema_version": 2}
+
+    monkeypatch.setattr(events_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(events_module, "_UPCASTERS", {1: upcast})
+    event = parse_event(data)
+    assert event.quantum.task_label == "renamed"
+    # The caller's data, whose hash a reader checks next, is as it was.
+    assert data == original

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +22,13 @@ from qbb_events import (
     DatasetRef,
     DatasetType,
     FileDatastore,
+    FoldError,
     JsonLinesEventLog,
     LogCorruptedError,
     LogExistsError,
+    LogWriteError,
+    ProvenanceReducer,
+    QbbEventsError,
     Quantum,
     QuantumBackedButler,
     SchemaVersionError,
@@ -27,6 +37,8 @@ from qbb_events import (
     canonical_json,
     chain_hash,
     check_chain,
+    fold,
+    iter_log,
     parse_event,
     read_log,
 )
@@ -501,3 +513,264 @@ def test_truncation_at_a_line_boundary_reads_without_warning(
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert read_log(cut) == list(butler.events[:keep])
+
+
+# -- regression: a failed append is cut back ------------------------------------------
+
+
+class _FailingWrites:
+    """Stands in for the ``os`` module of the JSON Lines log (as the review's r9 does).
+
+    The ``fail_at``-th write (counting from 1) writes ``keep(data)`` bytes, and the next
+    raises ``OSError(ENOSPC)``; every other write goes through.
+    """
+
+    def __init__(self, fail_at: int, keep: Any) -> None:
+        self.calls = 0
+        self.fail_at = fail_at
+        self.keep = keep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: Any) -> int:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            kept = self.keep(len(data))
+            if kept:
+                return os.write(fd, bytes(data[:kept]))
+            self.calls += 1
+        if self.calls == self.fail_at + 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [lambda n: 20, lambda n: 0, lambda n: n // 2, lambda n: n - 1],
+    ids=["prefix", "nothing", "half", "all-but-newline"],
+)
+def test_partial_append_is_cut_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: Any
+) -> None:
+    path = tmp_path / "q.jsonl"
+    raw = DatasetType("raw", "json", DIMS)
+    present = DatasetRef(raw, {"visit": 1, "detector": 0}, RUN)
+    FileDatastore(tmp_path / "repo").put([1], present)
+    butler = QuantumBackedButler.initialize(
+        tmp_path / "repo", Quantum("t", {}, [present], []), log=path
+    )
+    assert butler.stored(present)
+    before = butler.events
+    fake = _FailingWrites(fail_at=1, keep=keep)
+    monkeypatch.setattr("qbb_events.logs.jsonl.os", fake)
+    with pytest.raises(LogWriteError) as info:
+        butler.stored(present)
+    monkeypatch.undo()
+    error = info.value
+    assert isinstance(error, OSError)
+    assert isinstance(error, QbbEventsError)
+    assert error.errno == errno.ENOSPC
+    assert str(path) in str(error)
+    # The log holds whole lines only: exactly the events appended before.
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    assert lines_of(path) == [stored_line(e) for e in before]
+    assert butler.events == before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_log(path) == list(before)
+    # Later calls append normally, right after the last whole line.
+    assert butler.get(present) == [1]
+    butler.markInputUnused(present)
+    butler.close()
+    events = read_log(path)
+    assert events == list(butler.events)
+    assert [e.kind for e in events] == [
+        "quantum_started",
+        "existence_checked",
+        "input_read",
+        "input_marked_unused",
+        "quantum_finished",
+    ]
+    check_chain(events)
+    assert fold(events) == butler.extract_provenance_data()
+
+
+# -- regression: one writer per log file ------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "empty file"])
+def test_a_second_writer_on_the_same_path_is_refused(tmp_path: Path, existing: bool) -> None:
+    path = tmp_path / "q.jsonl"
+    if existing:
+        path.touch()
+    first = JsonLinesEventLog(path)
+    assert path.read_bytes() == b""
+    # The file is still empty, but it is taken.
+    with pytest.raises(LogExistsError, match="in use") as info:
+        JsonLinesEventLog(path)
+    assert isinstance(info.value, FileExistsError)
+    with pytest.raises(LogExistsError):
+        QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    butler = run_workflow(tmp_path / "repo", first)  # closes the butler, so the log
+    with pytest.raises(LogExistsError, match="already holds events"):
+        JsonLinesEventLog(path)
+    assert read_log(path) == list(butler.events)
+
+
+def test_a_closed_empty_log_can_be_taken_again(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    JsonLinesEventLog(path).close()
+    butler = run_workflow(tmp_path / "repo", path)
+    assert read_log(path) == list(butler.events)
+
+
+LOCK_PROBE = textwrap.dedent(
+    """
+    import sys
+    from qbb_events import JsonLinesEventLog, LogExistsError
+    try:
+        JsonLinesEventLog(sys.argv[1]).close()
+    except LogExistsError as err:
+        print("refused", err)
+    else:
+        print("taken")
+    """
+)
+
+
+def test_a_writer_in_another_process_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+
+    def probe() -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", LOCK_PROBE, str(path)],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return result.stdout.decode()
+
+    log = JsonLinesEventLog(path)
+    assert probe().startswith("refused")
+    assert "in use" in probe()
+    log.close()
+    assert probe() == "taken\n"
+
+
+# -- regression: iter_log streams ------------------------------------------------------
+
+
+def test_iter_log_streams_the_events(logged: tuple[Path, QuantumBackedButler]) -> None:
+    path, butler = logged
+    stream = iter_log(path)
+    assert isinstance(stream, Iterator)
+    assert iter(stream) is stream
+    first = next(stream)
+    assert first == butler.events[0]
+    assert [first, *stream] == read_log(path) == list(butler.events)
+    assert list(iter_log(str(path))) == list(butler.events)
+    provenance = butler.extract_provenance_data()
+    assert fold(iter_log(path)) == provenance
+    assert fold(iter_log(path)) == fold(read_log(path))
+
+
+def test_iter_log_checks_each_line_when_it_reaches_it(
+    logged: tuple[Path, QuantumBackedButler],
+) -> None:
+    path, butler = logged
+    lines = lines_of(path)
+    bad = write_lines(path.with_name("bad.jsonl"), [*lines[:4], b"not json", *lines[5:]])
+    stream = iter_log(bad)
+    assert [next(stream) for _ in range(4)] == list(butler.events[:4])
+    with pytest.raises(LogCorruptedError) as info:
+        next(stream)
+    assert info.value.line == 5
+
+
+def test_iter_log_warns_of_a_torn_line_only_when_it_reaches_it(
+    logged: tuple[Path, QuantumBackedButler],
+) -> None:
+    path, butler = logged
+    lines = lines_of(path)
+    torn = path.with_name("torn.jsonl")
+    torn.write_bytes(path.read_bytes()[:-10])
+    stream = iter_log(torn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head = [next(stream) for _ in range(len(lines) - 1)]
+    assert head == list(butler.events[:-1])
+    with pytest.warns(TornLogWarning, match=f"line {len(lines)}"):
+        assert list(stream) == []
+    with pytest.warns(TornLogWarning):
+        assert fold(iter_log(torn)) == fold(butler.events[:-1])
+
+
+def test_iter_log_memory_is_bounded_by_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    raw = DatasetType("raw", "json", DIMS)
+    refs = [DatasetRef(raw, {"visit": 1, "detector": k}, RUN) for k in range(100)]
+    quantum = Quantum("t", {}, refs, [])
+    butler = QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=path)
+    for _ in range(250):
+        butler.stored_many(refs)
+    butler.close()
+    size = path.stat().st_size
+    assert size > 1_000_000
+    tracemalloc.start()
+    try:
+        count = 0
+        for _event in iter_log(path):
+            count += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == len(butler.events)
+    assert peak < size / 4, (peak, size)
+
+
+# -- regression: kinds that are not strings ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [["quantum_started"], ["x"], {"kind": 1}, 1, None])
+@pytest.mark.parametrize("line", [1, 3])
+def test_a_kind_that_is_not_a_string_is_corruption(
+    logged: tuple[Path, QuantumBackedButler], kind: Any, line: int
+) -> None:
+    path, _ = logged
+    lines = lines_of(path)
+    data = json.loads(lines[line - 1])
+    data["kind"] = kind
+    bad = path.with_name("bad.jsonl")
+    for new in (rehash(data), json.dumps(data).encode()):
+        write_lines(bad, [*lines[: line - 1], new, *lines[line:]])
+        err = assert_corrupt(bad, line=line, seq=line - 1)
+        assert isinstance(err, UnknownEventKindError)
+        assert repr(kind) in str(err)
+    # The review's own line.
+    write_lines(bad, [json.dumps({"schema_version": 1, "kind": ["x"], "seq": 0}).encode()])
+    assert_corrupt(bad, line=1)
+
+
+# -- regression: the fold checks the attempt -------------------------------------------------
+
+
+def test_fold_refuses_events_spliced_from_two_attempts(tmp_path: Path) -> None:
+    first = run_workflow(tmp_path / "first" / "repo", attempt=0)
+    retry = run_workflow(tmp_path / "retry" / "repo", attempt=1, quantum_id=first.quantum_id)
+    ours, theirs = list(first.events), list(retry.events)
+    assert len(ours) == len(theirs)
+    assert fold(ours) == first.extract_provenance_data()
+    assert fold(theirs) == retry.extract_provenance_data()
+    for cut in range(1, len(ours)):
+        with pytest.raises(FoldError, match="attempt") as info:
+            fold([*ours[:cut], *theirs[cut:]])
+        assert isinstance(info.value, ValueError)
+    # A single event of the other attempt in the middle.
+    with pytest.raises(FoldError):
+        fold([*ours[:4], theirs[4], *ours[5:]])
+    # Folding in steps checks it too.
+    reducer = ProvenanceReducer().update(ours[:3])
+    with pytest.raises(FoldError):
+        reducer.update(theirs[3:])

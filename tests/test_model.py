@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import itertools
 import random
 import threading
@@ -764,3 +765,80 @@ def test_quantum_datastore_records(calexp: DatasetType) -> None:
         )
     with pytest.raises(InvalidDefinitionError, match="Datastore name"):
         Quantum("isr", {}, inputs, [], datastore_records={"": records})
+
+
+# -- regression: data IDs in dimension order, as plain values -----------------
+
+
+# A str mix-in, not StrEnum, on purpose: its str() is "_Band.G", not "g".
+class _Band(str, enum.Enum):  # noqa: UP042
+    G = "g"
+    R = "r"
+
+
+class _Visit(enum.IntEnum):
+    ONE = 1
+
+
+class _Filter(enum.StrEnum):
+    Z = "z"
+
+
+def test_ref_data_id_keys_come_in_dimension_order() -> None:
+    dims = ("instrument", "visit", "detector", "band")
+    dataset_type = DatasetType("calexp", "json", dims)
+    values = {"instrument": "HSC", "visit": 1, "detector": 2, "band": "g"}
+    refs = [
+        DatasetRef(dataset_type, _shuffled(values, seed), RUN, id=uuid.UUID(int=1))
+        for seed in range(8)
+    ]
+    for ref in refs:
+        assert list(ref.data_id) == list(dims)
+        assert list(ref.data_id.items()) == [(key, values[key]) for key in dims]
+        assert ref == refs[0]
+        assert hash(ref) == hash(refs[0])
+        assert repr(ref) == repr(refs[0])
+    # A ref keeps its own order whatever order the given mapping or DataId had.
+    given = DataId({"detector": 2, "visit": 1})
+    assert list(given) == ["detector", "visit"]
+    assert list(DatasetRef(DatasetType("x", "json", DIMS), given, RUN).data_id) == list(DIMS)
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [(_Band.G, "g"), (_Filter.Z, "z"), (_Visit.ONE, 1)],
+    ids=["str-mixin-enum", "str-enum", "int-enum"],
+)
+def test_enum_data_id_values_are_stored_as_plain_values(value: Any, plain: int | str) -> None:
+    data_id = DataId({"visit": value})
+    assert type(data_id["visit"]) is type(plain)
+    assert data_id == DataId({"visit": plain})
+    assert hash(data_id) == hash(DataId({"visit": plain}))
+    assert repr(data_id) == repr(DataId({"visit": plain}))
+    assert data_id.to_dict() == {"visit": plain}
+    assert type(data_id.to_dict()["visit"]) is type(plain)
+
+    dataset_type = DatasetType("calexp", "json", ("visit",))
+    ref = DatasetRef(dataset_type, {"visit": value}, RUN, id=uuid.UUID(int=5))
+    same = DatasetRef(dataset_type, {"visit": plain}, RUN, id=uuid.UUID(int=5))
+    assert type(ref.data_id["visit"]) is type(plain)
+    assert str(ref.data_id["visit"]) == str(plain)
+    assert ref == same
+    assert repr(ref) == repr(same)
+    assert deterministic_dataset_id(dataset_type, {"visit": value}, RUN) == (
+        deterministic_dataset_id(dataset_type, {"visit": plain}, RUN)
+    )
+    quantum = Quantum("isr", {"visit": value}, [ref], [])
+    assert type(quantum.data_id["visit"]) is type(plain)
+    assert quantum.data_id == {"visit": plain}
+
+
+@pytest.mark.parametrize("record_type", [[1], {"a": 1}, ["file"]])
+def test_unhashable_record_type_is_a_record_type_error(
+    calexp: DatasetType, record_type: Any
+) -> None:
+    inputs = _refs(DatasetType("raw", "bytes", DIMS), 1)
+    data = {**_record(inputs[0]).model_dump(mode="json"), "record_type": record_type}
+    with pytest.raises(RecordTypeError, match="Unknown datastore record type") as info:
+        Quantum("isr", {}, inputs, [], datastore_records={"FileDatastore": [data]})
+    assert isinstance(info.value, QbbEventsError)

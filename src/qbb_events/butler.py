@@ -32,6 +32,7 @@ from .errors import (
     InvalidDefinitionError,
     LogClosedError,
     LogSealedError,
+    LogWriteError,
     OutputAlreadyStoredError,
     OutputNotPredictedError,
     PathEscapeError,
@@ -635,7 +636,8 @@ class QuantumBackedButler:
         """Record that the task did not use an input after all.
 
         A later successful read marks it used again. Never raises for a ref:
-        on a finished butler the call is ignored with a logged warning.
+        on a finished butler, or when the log cannot be written, the call is
+        ignored with a logged warning (the input then stays used).
 
         Parameters
         ----------
@@ -647,11 +649,14 @@ class QuantumBackedButler:
             self._record(
                 "input_marked_unused", {"dataset_id": ref.id}, self._reducer.unused, ref.id
             )
-        except (LogSealedError, LogClosedError):
+        except (LogSealedError, LogClosedError, LogWriteError) as err:
+            # Not recorded, so the input stays used: provenance errs on the side
+            # of over-reporting use, never under-reporting it.
             _log.warning(
-                "mark_input_unused_after_finish",
+                "mark_input_unused_not_recorded",
                 quantum_id=str(self._quantum_id),
                 dataset_id=str(ref.id),
+                reason=str(err),
             )
 
     # -- writing ---------------------------------------------------------

@@ -68,11 +68,11 @@ class FileDatastore:
         template: str = DEFAULT_TEMPLATE,
         fsync: bool = False,
     ) -> None:
+        self._template = PathTemplate(template)  # checked before anything is created
         self._root = Path(root).absolute()
         self._root.mkdir(parents=True, exist_ok=True)
         self._prefix = str(self._root) + os.sep
         self._name = name
-        self._template = PathTemplate(template)
         self._fsync = fsync
         self._known_dirs: set[str] = set()
         self._paths: dict[DatasetRef, str] = {}

@@ -19,10 +19,13 @@ _INTEGER = re.compile(r"^[+-]?[0-9]+\Z")
 
 def _render_value(value: int | str) -> str:
     # 1 and "1" are different data IDs: a string that reads as an integer is
-    # quoted so the two never share a path.
+    # quoted so the two never share a path. A string that itself starts with a
+    # quote gets one more in front, so the rendering stays one-to-one.
     if isinstance(value, str):
         if _INTEGER.match(value):
             return f"'{value}'"
+        if value.startswith("'"):
+            return f"'{value}"
         return value
     return str(value)
 

@@ -65,6 +65,7 @@ class JsonLinesEventLog(EventLog):
             )
         self._fd: int | None = fd
         self._size = 0
+        self._sync_error: OSError | None = None
 
     @property
     def path(self) -> Path:
@@ -95,19 +96,41 @@ class JsonLinesEventLog(EventLog):
         self._hashes.append(digest)
 
     def _on_seal(self) -> None:
-        self._sync()
+        # quantum_finished is already in the file: a failed sync must not make
+        # the append look refused. It is kept and raised by close().
+        try:
+            self._sync()
+        except OSError as err:
+            self._sync_error = err
 
     def _sync(self) -> None:
         if self._fd is not None:
             os.fsync(self._fd)
 
     def close(self) -> None:
-        """Sync and close the file; the events stay readable through `events`."""
+        """Sync and close the file; the events stay readable through `events`.
+
+        Raises
+        ------
+        LogWriteError
+            If the file could not be synced (now or when the log was sealed);
+            the file is closed all the same.
+        """
         with self._lock:
-            if self._fd is not None:
+            if self._fd is None:
+                return
+            try:
                 self._sync()
+            except OSError as err:
+                self._sync_error = err
+            finally:
                 os.close(self._fd)
                 self._fd = None
+            failure, self._sync_error = self._sync_error, None
+            if failure is not None:
+                raise LogWriteError(
+                    failure.errno, f"Syncing the log failed: {failure.strerror}", str(self._path)
+                ) from failure
 
     def __repr__(self) -> str:
         return f"JsonLinesEventLog({str(self._path)!r}, events={len(self)})"
