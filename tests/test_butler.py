@@ -1664,15 +1664,15 @@ def test_enum_data_ids_are_recorded_and_stored_as_plain_values(tmp_path):
 
 @pytest.mark.parametrize(("platform", "factor"), [("linux", 1024), ("darwin", 1)])
 def test_peak_rss_is_reported_in_bytes(butler, monkeypatch, platform, factor):
-    import qbb_events.butler as butler_module
+    import qbb_events.payloads as payloads_module
 
     # getrusage reports ru_maxrss in kibibytes on Linux and in bytes on macOS.
     usage = type("Usage", (), {"ru_maxrss": 123_456})()
     fake_resource = type(
         "Resource", (), {"RUSAGE_SELF": 0, "getrusage": staticmethod(lambda who: usage)}
     )
-    monkeypatch.setattr(butler_module, "resource", fake_resource)
-    monkeypatch.setattr(butler_module, "sys", type("Sys", (), {"platform": platform}))
+    monkeypatch.setattr(payloads_module, "resource", fake_resource)
+    monkeypatch.setattr(payloads_module, "sys", type("Sys", (), {"platform": platform}))
     with appends_one(butler, "quantum_finished") as new:
         butler.finish("succeeded")
     assert new[0].peak_rss_bytes == 123_456 * factor

@@ -7,8 +7,9 @@ hash-chained event to its quantum's log; `fold` turns a log into
 
 from importlib import metadata as _metadata
 
-from .butler import DeferredDatasetHandle, QuantumBackedButler
+from .butler import QuantumBackedButler
 from .datastore import FileDatastore, PathTemplate
+from .deferred import DeferredDatasetHandle
 from .errors import (
     ArgumentTypeError,
     ArtifactNotFoundError,
@@ -71,10 +72,10 @@ from .model import (
     DataId,
     DatasetRef,
     DatasetType,
-    Quantum,
     deterministic_dataset_id,
 )
 from .provenance import ProvenanceWarning, QuantumProvenanceData
+from .quantum import Quantum
 from .records import FileRecord
 
 try:

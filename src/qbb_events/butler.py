@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
-import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from importlib import metadata
 from types import TracebackType
 from typing import Any, Literal
 
 import structlog
 
 from .datastore import FileDatastore
+from .deferred import DeferredDatasetHandle
 from .errors import (
     ArgumentTypeError,
     BadReadRequestError,
@@ -33,67 +30,33 @@ from .errors import (
     LogClosedError,
     LogSealedError,
     LogWriteError,
-    OutputAlreadyStoredError,
     OutputNotPredictedError,
     PathEscapeError,
     PruneArgumentError,
     PruneNotOwnedError,
-    StorageClassError,
 )
 from .events import Event, EventKind
 from .fold import ProvenanceReducer, Status
 from .ids import as_uuid, uuid7
 from .logs import EventLog, InMemoryEventLog, JsonLinesEventLog
-from .model import DatasetRef, Quantum
+from .model import DatasetRef
+from .payloads import (
+    HOST,
+    LIBRARY_VERSION,
+    error_info,
+    peak_rss_bytes,
+    predicted_map,
+    quantum_info,
+    rejection_reason,
+)
 from .provenance import QuantumProvenanceData
+from .quantum import Quantum
 
-__all__ = ["DeferredDatasetHandle", "QuantumBackedButler"]
+__all__ = ["QuantumBackedButler"]
 
 _log = structlog.get_logger("qbb_events")
 
-try:
-    _LIBRARY_VERSION = metadata.version("qbb-events")
-except metadata.PackageNotFoundError:  # running from a source tree
-    _LIBRARY_VERSION = "0+unknown"
-
-_HOST = socket.gethostname()
-
 LogArg = EventLog | str | os.PathLike[str] | None
-
-
-def _error_info(err: BaseException) -> dict[str, str]:
-    # Events are UTF-8 JSON: escape lone surrogates (e.g. undecodable file names).
-    message = str(err).encode("utf-8", "backslashreplace").decode("utf-8")
-    return {"exc_type": type(err).__name__, "message": message}
-
-
-def _ref_info(ref: DatasetRef) -> dict[str, Any]:
-    return {
-        "id": ref.id,
-        "dataset_type": ref.dataset_type.name,
-        "run": ref.run,
-        "data_id": ref.data_id.to_dict(),
-    }
-
-
-def _quantum_info(quantum: Quantum) -> dict[str, Any]:
-    refs = (*quantum.inputs, *quantum.init_inputs, *quantum.outputs)
-    types = {ref.dataset_type.name: ref.dataset_type for ref in refs}
-    return {
-        "id": quantum.id,
-        "task_label": quantum.task_label,
-        "data_id": quantum.data_id.to_dict(),
-        "dataset_types": [
-            {"name": t.name, "storage_class": t.storage_class, "dimensions": list(t.dimensions)}
-            for t in sorted(types.values(), key=lambda t: t.name)
-        ],
-        "inputs": [_ref_info(ref) for ref in quantum.inputs],
-        "init_inputs": [_ref_info(ref) for ref in quantum.init_inputs],
-        "outputs": [_ref_info(ref) for ref in quantum.outputs],
-        "input_records": {
-            name: list(records) for name, records in sorted(quantum.datastore_records.items())
-        },
-    }
 
 
 def _open_log(log: LogArg) -> EventLog:
@@ -112,89 +75,6 @@ def _check_ref(ref: object) -> DatasetRef:
     if not isinstance(ref, DatasetRef):
         raise ArgumentTypeError(f"Expected a DatasetRef, got {type(ref).__name__}.")
     return ref
-
-
-class DeferredDatasetHandle:
-    """A handle that reads its dataset when asked, recording the load.
-
-    Parameters
-    ----------
-    butler : `QuantumBackedButler`
-        The butler that made it.
-    ref : `DatasetRef`
-        The dataset.
-    parameters : `~collections.abc.Mapping`, optional
-        Read parameters given to ``getDeferred``.
-    storage_class : `str`, optional
-        Storage class given to ``getDeferred``.
-    """
-
-    __slots__ = ("_butler", "_parameters", "_ref", "_storage_class")
-
-    def __init__(
-        self,
-        butler: QuantumBackedButler,
-        ref: DatasetRef,
-        parameters: Mapping[str, Any] | None,
-        storage_class: str | None,
-    ) -> None:
-        self._butler = butler
-        self._ref = ref
-        # Kept as given: a malformed value is refused, and recorded, by the load.
-        self._parameters = dict(parameters) if isinstance(parameters, Mapping) else parameters
-        self._storage_class = storage_class
-
-    @property
-    def ref(self) -> DatasetRef:
-        """The dataset (`DatasetRef`)."""
-        return self._ref
-
-    @property
-    def dataId(self) -> Mapping[str, int | str]:
-        """The dataset's data ID (`~collections.abc.Mapping`)."""
-        return self._ref.data_id
-
-    @property
-    def parameters(self) -> Mapping[str, Any] | None:
-        """Read parameters given to ``getDeferred`` (`~collections.abc.Mapping` or `None`)."""
-        return self._parameters
-
-    def get(
-        self, *, parameters: Mapping[str, Any] | None = None, storageClass: str | None = None
-    ) -> Any:
-        """Read the dataset, as `QuantumBackedButler.get` does, logging ``deferred_loaded``.
-
-        Parameters
-        ----------
-        parameters : `~collections.abc.Mapping`, optional
-            Read parameters, merged over those given to ``getDeferred``.
-        storageClass : `str`, optional
-            Storage class expected; defaults to the one given to ``getDeferred``.
-
-        Returns
-        -------
-        obj : `object`
-            The dataset.
-
-        Raises
-        ------
-        BadReadRequestError, ArtifactNotFoundError, UnreadableArtifactError, ButlerClosedError
-            As `QuantumBackedButler.get`.
-        """
-        given = self._parameters
-        merged: Any
-        if parameters is None or given is None:
-            merged = given if parameters is None else parameters
-        elif isinstance(given, Mapping) and isinstance(parameters, Mapping):
-            merged = {**given, **parameters}
-        else:  # a malformed one is passed on, to be refused and recorded
-            merged = given if not isinstance(given, Mapping) else parameters
-        return self._butler._read(
-            self._ref, merged or None, storageClass or self._storage_class, "deferred_loaded"
-        )
-
-    def __repr__(self) -> str:
-        return f"DeferredDatasetHandle({self._ref!r})"
 
 
 class QuantumBackedButler:
@@ -244,9 +124,9 @@ class QuantumBackedButler:
                 "quantum_started",
                 {
                     "quantum": quantum_info,
-                    "host": _HOST,
+                    "host": HOST,
                     "pid": os.getpid(),
-                    "library_version": _LIBRARY_VERSION,
+                    "library_version": LIBRARY_VERSION,
                 },
             )
         except BaseException:
@@ -296,14 +176,16 @@ class QuantumBackedButler:
         """
         if not isinstance(quantum, Quantum):
             raise ArgumentTypeError(f"Expected a Quantum, got {type(quantum).__name__}.")
-        return cls(
-            root,
-            _quantum_info(quantum),
-            quantum.predicted_inputs,
+        info = quantum_info(
+            quantum.id,
+            quantum.task_label,
+            quantum.data_id,
+            {ref.id: ref for ref in quantum.inputs},
+            {ref.id: ref for ref in quantum.init_inputs},
             quantum.predicted_outputs,
-            log,
-            attempt,
+            quantum.datastore_records,
         )
+        return cls(root, info, quantum.predicted_inputs, quantum.predicted_outputs, log, attempt)
 
     @classmethod
     def from_predicted(
@@ -344,35 +226,16 @@ class QuantumBackedButler:
         InvalidDefinitionError
             If an id is not a UUID, or a dataset is both input and output.
         """
-        inputs = _predicted_map(predicted_inputs, "predicted input")
-        outputs = _predicted_map(predicted_outputs, "predicted output")
+        inputs = predicted_map(predicted_inputs, "predicted input")
+        outputs = predicted_map(predicted_outputs, "predicted output")
         both = inputs.keys() & outputs.keys()
         if both:
             raise InvalidDefinitionError(
                 f"Datasets {sorted(map(str, both))} are both predicted inputs and outputs."
             )
-        refs = [ref for ref in (*inputs.values(), *outputs.values()) if ref is not None]
-        types = {ref.dataset_type.name: ref.dataset_type for ref in refs}
-
-        def info(dataset_id: uuid.UUID, ref: DatasetRef | None) -> dict[str, Any]:
-            if ref is not None:
-                return _ref_info(ref)
-            return {"id": dataset_id, "dataset_type": None, "run": None, "data_id": None}
-
-        quantum_info: dict[str, Any] = {
-            "id": uuid7() if quantum_id is None else as_uuid(quantum_id, "Quantum id"),
-            "task_label": None,
-            "data_id": {},
-            "dataset_types": [
-                {"name": t.name, "storage_class": t.storage_class, "dimensions": list(t.dimensions)}
-                for t in sorted(types.values(), key=lambda t: t.name)
-            ],
-            "inputs": [info(i, r) for i, r in inputs.items()],
-            "init_inputs": [],
-            "outputs": [info(i, r) for i, r in outputs.items()],
-            "input_records": {},
-        }
-        return cls(root, quantum_info, inputs, outputs, log, attempt)
+        qid = uuid7() if quantum_id is None else as_uuid(quantum_id, "Quantum id")
+        info = quantum_info(qid, None, {}, inputs, {}, outputs, {})
+        return cls(root, info, inputs, outputs, log, attempt)
 
     # -- properties ------------------------------------------------------
 
@@ -507,7 +370,7 @@ class QuantumBackedButler:
             payload = {
                 "dataset_id": dataset_id,
                 "ok": False,
-                "failure": {**_error_info(err), "category": category},
+                "failure": {**error_info(err), "category": category},
                 "bytes_read": 0,
                 "duration_ns": time.perf_counter_ns() - start,
             }
@@ -708,7 +571,11 @@ class QuantumBackedButler:
                     raise OutputNotPredictedError(f"Cannot put: {mismatch}")
             record = self._datastore.put(obj, ref)
         except Exception as err:
-            payload = {"dataset_id": ref.id, "reason": _rejection(err), "error": _error_info(err)}
+            payload = {
+                "dataset_id": ref.id,
+                "reason": rejection_reason(err),
+                "error": error_info(err),
+            }
             self._record("output_rejected", payload)
             raise
         payload = {
@@ -804,7 +671,7 @@ class QuantumBackedButler:
             "unstore": unstore,
             "purge": purge,
             "removed": removed,
-            "error": None if error is None else _error_info(error),
+            "error": None if error is None else error_info(error),
         }
         self._record(
             "datasets_pruned", payload, self._reducer.pruned, ids, removed, purge and error is None
@@ -838,10 +705,10 @@ class QuantumBackedButler:
         self._check_open()
         payload = {
             "status": status,
-            "exception": None if exception is None else _error_info(exception),
+            "exception": None if exception is None else error_info(exception),
             "wall_ns": time.perf_counter_ns() - self._wall0,
             "cpu_ns": time.process_time_ns() - self._cpu0,
-            "peak_rss_bytes": _peak_rss_bytes(),
+            "peak_rss_bytes": peak_rss_bytes(),
         }
         self._record("quantum_finished", payload, self._reducer.finished, status)
         self._finished = True
@@ -897,38 +764,3 @@ class QuantumBackedButler:
 
     def __repr__(self) -> str:
         return f"QuantumBackedButler(quantum={self._quantum_id}, datastore={self._datastore!r})"
-
-
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports kibibytes, macOS bytes.
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def _rejection(err: Exception) -> str:
-    if isinstance(err, OutputNotPredictedError):
-        return "not_predicted"
-    if isinstance(err, OutputAlreadyStoredError):
-        return "already_written"
-    if isinstance(err, StorageClassError):
-        return "invalid_object"
-    if isinstance(err, PathEscapeError | InvalidDefinitionError):
-        return "bad_path"
-    return "write_error"
-
-
-def _predicted_map(
-    items: Iterable[DatasetRef | uuid.UUID | str], what: str
-) -> dict[uuid.UUID, DatasetRef | None]:
-    result: dict[uuid.UUID, DatasetRef | None] = {}
-    for item in items:
-        if isinstance(item, DatasetRef):
-            prior = result.get(item.id)
-            if prior is not None and prior != item:
-                raise InvalidDefinitionError(
-                    f"{what} id {item.id} is given twice with different definitions."
-                )
-            result[item.id] = item
-        else:
-            result.setdefault(as_uuid(item, f"{what} id"), None)
-    return result

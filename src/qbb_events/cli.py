@@ -16,7 +16,8 @@ from .demo import run_demo
 from .errors import QbbEventsError
 from .fold import fold
 from .logs import read_log
-from .model import DatasetRef, Quantum
+from .model import DatasetRef
+from .quantum import Quantum
 
 __all__ = ["main"]
 

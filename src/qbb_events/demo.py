@@ -17,8 +17,9 @@ import pyarrow as pa
 
 from .butler import QuantumBackedButler
 from .datastore import FileDatastore
-from .model import DatasetRef, DatasetType, Quantum
+from .model import DatasetRef, DatasetType
 from .provenance import QuantumProvenanceData
+from .quantum import Quantum
 
 __all__ = ["DemoQuantum", "run_demo"]
 

@@ -25,8 +25,9 @@ from .errors import ArgumentTypeError, InvalidDefinitionError
 from .events import Event, QuantumStarted
 from .fold import fold
 from .logs import EventLog
-from .model import DataIdValue, DatasetRef, Quantum
+from .model import DataIdValue, DatasetRef
 from .provenance import QuantumProvenanceData, WarningTag
+from .quantum import Quantum
 
 __all__ = ["MISSING", "assert_provenance", "event_kinds", "make_quantum_butler"]
 
