@@ -118,3 +118,66 @@ def test_demo_reports_an_unwritable_root(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--root", str(blocker / "demo")])
     assert result.exit_code != 0
     assert "demo failed" in result.output
+
+
+LAYERS = [
+    "errors",
+    "ids",
+    "records",
+    "model",
+    "quantum",
+    "events",
+    "provenance",
+    "fold",
+    "datastore",
+    "logs",
+    "payloads",
+    "deferred",
+    "butler",
+    "testing",
+    "demo",
+    "cli",
+]
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """Package modules a source file imports, and whether only for type checking."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    typing_nodes = {
+        id(sub)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for sub in ast.walk(node)
+    }
+    return [
+        ((node.module or "").split(".")[0], id(node) in typing_nodes)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
+
+
+def test_imports_flow_one_way() -> None:
+    root = Path(qbb_events.__file__).parent
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    modules = {p.relative_to(root).parts[0].removesuffix(".py") for p in root.rglob("*.py")}
+    assert modules - {"__init__"} == set(LAYERS)
+    for path in root.rglob("*.py"):
+        layer = path.relative_to(root).parts[0].removesuffix(".py")
+        if layer == "__init__":
+            continue
+        runtime = {m for m, typing_only in _imports(path) if m and not typing_only}
+        typing_only = {m for m, t in _imports(path) if m and t} - runtime
+        for module in runtime:
+            if module in rank and module != layer:
+                assert rank[module] < rank[layer], f"{path.name} imports {module}"
+        assert typing_only <= {"butler"}, f"{path.name}: {typing_only}"
+
+
+def test_semantics_import_no_io_library() -> None:
+    root = Path(qbb_events.__file__).parent
+    for name in ("events", "fold", "provenance", "model", "quantum", "records"):
+        source = (root / f"{name}.py").read_text()
+        for library in ("pyarrow", "sqlalchemy", "structlog"):
+            assert f"import {library}" not in source, (name, library)
