@@ -48,3 +48,16 @@ def safe(root: Path, log: Path) -> QuantumProvenanceData | None:
         return run_task(root, log)
     except QbbEventsError:
         return None
+
+
+def use_testing_helpers(root: Path) -> list[str]:
+    from qbb_events.testing import MISSING, assert_provenance, event_kinds, make_quantum_butler
+
+    raw = DatasetType("raw", "json", ("exposure",))
+    present = DatasetRef(raw, {"exposure": 1}, "run")
+    absent = DatasetRef(raw, {"exposure": 2}, "run")
+    butler = make_quantum_butler(root, inputs={present: {"a": 1}, absent: MISSING}, outputs=[])
+    butler.stored_many([present, absent])
+    assert_provenance(butler, available=[present], unavailable=[absent])
+    kinds: list[str] = event_kinds(butler)
+    return kinds
