@@ -1707,3 +1707,18 @@ def test_a_failed_sync_when_sealing_keeps_the_butler_equal_to_its_fold(
         assert read_log(path) == list(butler.events)
     finally:
         butler.log.close()
+
+
+def test_mark_input_unused_never_raises_and_accepts_an_id(make_quantum):
+    setup = make_quantum()
+    butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum)
+    first = setup.inputs[0]
+    butler.get(first)
+    with appends_one(butler, "input_marked_unused") as new:
+        butler.markInputUnused(first.id)
+    assert new[0].dataset_id == first.id
+    assert first.id not in butler.extract_provenance_data().actual_inputs
+    with capture_logs() as logs, appends_none(butler):
+        butler.markInputUnused("not a ref")  # type: ignore[arg-type]
+    assert [entry["event"] for entry in logs] == ["mark_input_unused_not_recorded"]
+    assert butler.extract_provenance_data() == fold(butler.events)

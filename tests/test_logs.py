@@ -474,11 +474,35 @@ def test_torn_last_line_is_not_corruption(logged: tuple[Path, QuantumBackedButle
     lines = lines_of(path)
     last_start = len(data) - len(lines[-1]) - 1
     torn = path.with_name("torn.jsonl")
-    for cut in (1, 2, len(lines[-1]) // 2, len(lines[-1]) - 1, len(lines[-1])):
+    for cut in (1, 2, len(lines[-1]) // 2, len(lines[-1]) - 1):
         torn.write_bytes(data[: last_start + cut])
         with pytest.warns(TornLogWarning, match=f"line {len(lines)}"):
             events = read_log(torn)
         assert events == list(butler.events[:-1])
+
+
+def test_a_whole_last_event_without_its_newline_is_read(
+    logged: tuple[Path, QuantumBackedButler],
+) -> None:
+    path, butler = logged
+    whole = path.with_name("whole.jsonl")
+    whole.write_bytes(path.read_bytes()[:-1])
+    assert read_log(whole) == list(butler.events)  # no warning: warnings are errors here
+
+
+def test_blank_lines_only_at_the_end_are_tolerated(
+    logged: tuple[Path, QuantumBackedButler],
+) -> None:
+    path, butler = logged
+    data = path.read_bytes()
+    trailing = path.with_name("trailing.jsonl")
+    trailing.write_bytes(data + b"\n\n")
+    assert read_log(trailing) == list(butler.events)
+    lines = lines_of(path)
+    inside = write_lines(path.with_name("inside.jsonl"), [*lines[:2], b"", *lines[2:]])
+    with pytest.raises(LogCorruptedError, match="blank line") as info:
+        read_log(inside)
+    assert info.value.line == 3
 
 
 def test_torn_line_in_a_truncated_log(logged: tuple[Path, QuantumBackedButler]) -> None:

@@ -495,30 +495,39 @@ class QuantumBackedButler:
         self._record("existence_checked", payload, self._reducer.existence, ids, found)
         return results
 
-    def markInputUnused(self, ref: DatasetRef) -> None:
+    def markInputUnused(self, ref: DatasetRef | uuid.UUID) -> None:
         """Record that the task did not use an input after all.
 
-        A later successful read marks it used again. Never raises for a ref:
-        on a finished butler, or when the log cannot be written, the call is
-        ignored with a logged warning (the input then stays used).
+        A later successful read marks it used again. Never raises: on a
+        finished butler, when the log cannot be written, or for an argument
+        that names no dataset, the call is ignored with a logged warning (the
+        input then stays used: provenance errs towards over-reporting use).
 
         Parameters
         ----------
-        ref : `DatasetRef`
-            The input.
+        ref : `DatasetRef` or `uuid.UUID`
+            The input, or its id.
         """
-        ref = _check_ref(ref)
-        try:
-            self._record(
-                "input_marked_unused", {"dataset_id": ref.id}, self._reducer.unused, ref.id
-            )
-        except (LogSealedError, LogClosedError, LogWriteError) as err:
-            # Not recorded, so the input stays used: provenance errs on the side
-            # of over-reporting use, never under-reporting it.
+        if isinstance(ref, DatasetRef):
+            dataset_id = ref.id
+        elif isinstance(ref, uuid.UUID):
+            dataset_id = ref
+        else:
             _log.warning(
                 "mark_input_unused_not_recorded",
                 quantum_id=str(self._quantum_id),
-                dataset_id=str(ref.id),
+                reason=f"expected a DatasetRef, got {type(ref).__name__}",
+            )
+            return
+        try:
+            self._record(
+                "input_marked_unused", {"dataset_id": dataset_id}, self._reducer.unused, dataset_id
+            )
+        except (LogSealedError, LogClosedError, LogWriteError) as err:
+            _log.warning(
+                "mark_input_unused_not_recorded",
+                quantum_id=str(self._quantum_id),
+                dataset_id=str(dataset_id),
                 reason=str(err),
             )
 

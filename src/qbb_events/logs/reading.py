@@ -43,7 +43,8 @@ def read_log(path: str | os.PathLike[str]) -> list[Event]:
     -----
     TornLogWarning
         If the last line is incomplete (its writer was killed mid-write): the
-        whole events before it are returned.
+        whole events before it are returned. A last line that holds a whole
+        event without its newline, and blank lines at the end, are accepted.
     """
     return list(iter_log(path))
 
@@ -77,20 +78,29 @@ def iter_log(path: str | os.PathLike[str]) -> Iterator[Event]:
     ``fold(iter_log(path))`` folds a log of any size.
     """
     checker = _ChainChecker()
+    blank_since: int | None = None
     with open(path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
-            if not line.endswith(b"\n"):
-                # Only the last line can lack its newline: a writer killed mid-write.
-                warnings.warn(
-                    f"{os.fspath(path)}: line {number} is incomplete ({len(line)} bytes, "
-                    "no newline): its writer was killed mid-write; it was ignored.",
-                    TornLogWarning,
-                    stacklevel=2,
-                )
-                return
+            if not line.strip():
+                # Blank lines are tolerated only at the very end of the file.
+                blank_since = number if blank_since is None else blank_since
+                continue
+            if blank_since is not None:
+                raise LogCorruptedError("blank line inside the log", line=blank_since)
             try:
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as err:
+                if not line.endswith(b"\n"):
+                    # Only the last line can lack its newline, and a cut JSON
+                    # object never parses: its writer was killed mid-write. A
+                    # whole last event without its newline is read normally.
+                    warnings.warn(
+                        f"{os.fspath(path)}: line {number} is incomplete ({len(line)} "
+                        "bytes, no newline): its writer was killed mid-write; it was ignored.",
+                        TornLogWarning,
+                        stacklevel=2,
+                    )
+                    return
                 raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
             if not isinstance(raw, dict):
                 raise LogCorruptedError("an event must be a JSON object", line=number)
