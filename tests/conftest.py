@@ -114,8 +114,12 @@ def _register_hypothesis_profiles() -> None:
     from hypothesis import settings
 
     # Butler calls do real file I/O, so per-example timing varies: no deadline.
-    settings.register_profile("ci", max_examples=100, deadline=None)
-    settings.register_profile("dev", max_examples=20, deadline=None)
+    # "ci" runs the same examples every time, so CI is stable; "dev" and
+    # "thorough" explore new ones (a failure prints a blob to reproduce it).
+    settings.register_profile(
+        "ci", max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True
+    )
+    settings.register_profile("dev", max_examples=20, deadline=None, print_blob=True)
     settings.register_profile("thorough", max_examples=2000, deadline=None)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
