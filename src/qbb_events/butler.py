@@ -352,7 +352,7 @@ class QuantumBackedButler:
         dataset_id = ref.id
         start = time.perf_counter_ns()
         try:
-            predicted = self._inputs.get(dataset_id) or self._outputs.get(dataset_id)
+            predicted = self._resolve(ref)
             if predicted is not ref:  # the common case skips the comparison
                 mismatch = self._mismatch(ref, predicted)
                 if mismatch is not None:
@@ -448,8 +448,9 @@ class QuantumBackedButler:
         ref = _check_ref(ref)
         self._check_open()
         found = self._datastore.exists(self._resolve(ref))
-        payload = {"dataset_ids": [ref.id], "results": [found]}
-        self._record("existence_checked", payload, self._reducer.existence, (ref.id,), (found,))
+        ids, results = [ref.id], [found]
+        payload = {"dataset_ids": ids, "results": results}
+        self._record("existence_checked", payload, self._reducer.existence, ids, results)
         return found
 
     def exists(self, ref: DatasetRef) -> bool:

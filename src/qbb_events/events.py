@@ -352,22 +352,25 @@ def _json_default(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable in an event")
 
 
-def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
+def chain_hash(prev_hash: str, body: Mapping[str, Any] | bytes) -> str:
     """Return the hash of an event given its predecessor's hash.
 
     Parameters
     ----------
     prev_hash : `str`
         Hex digest of the previous event, or `GENESIS_HASH`.
-    body : `~collections.abc.Mapping`
-        The event without its ``hash`` field (``prev_hash`` included).
+    body : `~collections.abc.Mapping` or `bytes`
+        The event without its ``hash`` field (``prev_hash`` included), or its
+        canonical JSON already serialized (a writer that needs the bytes anyway
+        need not serialize twice).
 
     Returns
     -------
     hash : `str`
         SHA-256 hex digest of the ASCII of ``prev_hash`` followed by ``canonical_json(body)``.
     """
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(body)).hexdigest()
+    canonical = body if isinstance(body, bytes) else canonical_json(body)
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
 
 
 def event_body(event: Event) -> dict[str, Any]:

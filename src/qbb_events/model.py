@@ -285,7 +285,9 @@ class DatasetRef:
             )
         self._dataset_type = dataset_type
         # Keys in dimension order: refs equal by value render equal paths.
-        self._data_id = DataId({key: data_id[key] for key in dataset_type.dimensions})
+        if tuple(data_id) != dataset_type.dimensions:
+            data_id = DataId({key: data_id[key] for key in dataset_type.dimensions})
+        self._data_id = data_id
         self._run = check_text(run, "RUN name")
         self._id = uuid7() if id is None else as_uuid(id, "Dataset id")
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import LogClosedError, LogExistsError, LogWriteError
-from ..events import canonical_json
+from ..events import canonical_json, chain_hash
 from .base import EventLog
 
 __all__ = ["JsonLinesEventLog"]
@@ -77,7 +76,7 @@ class JsonLinesEventLog(EventLog):
             raise LogClosedError(f"The log {self._path} is closed; cannot append.")
         prev = self._prev_hash(entry[0])
         canonical = canonical_json(self._body(entry, prev))
-        digest = hashlib.sha256(prev.encode() + canonical).hexdigest()
+        digest = chain_hash(prev, canonical)
         # The hash goes last, so the bytes before it are exactly what was hashed.
         line = b'%s,"hash":"%s"}\n' % (canonical[:-1], digest.encode())
         view = memoryview(line)
