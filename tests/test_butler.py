@@ -1682,13 +1682,15 @@ def test_peak_rss_is_reported_in_bytes(butler, monkeypatch, platform, factor):
 
 
 class _SyncFails:
-    """Stands in for the ``os`` module of the JSON Lines log: ``fsync`` fails."""
+    """Stands in for the ``os`` module of the JSON Lines log: ``fsync`` and ``fdatasync`` fail."""
 
     def __getattr__(self, name):
         return getattr(os, name)
 
     def fsync(self, fd):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    fdatasync = fsync
 
 
 def test_a_failed_sync_when_sealing_keeps_the_butler_equal_to_its_fold(

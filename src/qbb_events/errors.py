@@ -25,6 +25,7 @@ against the reference butler keep working::
     ├── LogInUseError (ValueError)               a log object that already holds events
     ├── LogClosedError (ValueError)              append to a closed log
     ├── LogWriteError (OSError)                  the disk refused a log append
+    ├── LogConflictError (ValueError)            a store already holds other events at that seq
     ├── FoldError (ValueError)                   events that do not form one log
     └── LogCorruptedError (ValueError)           a log that fails its checks
         ├── UnknownEventKindError
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidDataIdError",
     "InvalidDefinitionError",
     "LogClosedError",
+    "LogConflictError",
     "LogCorruptedError",
     "LogExistsError",
     "LogInUseError",
@@ -159,6 +161,14 @@ class LogClosedError(QbbEventsError, ValueError):
 
 class LogWriteError(QbbEventsError, OSError):
     """The file system refused a log append; the log was cut back to whole events."""
+
+
+class LogConflictError(QbbEventsError, ValueError):
+    """A store refused events that do not continue the log it holds.
+
+    Another writer holds that quantum attempt, or the events are a duplicate,
+    leave a gap, or name a ``prev_hash`` that is not the stored last hash.
+    """
 
 
 class FoldError(QbbEventsError, ValueError):

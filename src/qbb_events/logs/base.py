@@ -6,10 +6,20 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import LogInUseError, LogSealedError
-from ..events import GENESIS_HASH, SCHEMA_VERSION, Event, EventKind, chain_hash, parse_event
+from ..events import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    Event,
+    EventKind,
+    canonical_json,
+    chain_hash,
+    parse_event,
+)
+from .stored import encode_record
 
 __all__ = ["EventLog"]
 
@@ -114,7 +124,10 @@ class EventLog(ABC):
                 )
             seq = len(self._entries)
             # Timestamps never go backwards within a log, even across a clock step.
-            ts = self._last_ts = max(time.time_ns(), self._last_ts)
+            ts = time.time_ns()
+            if ts < self._last_ts:
+                ts = self._last_ts
+            self._last_ts = ts
             entry = (seq, ts, kind, payload)
             self._store(entry)
             self._entries.append(entry)
@@ -167,6 +180,40 @@ class EventLog(ABC):
         for index in range(len(hashes), count):
             prev = self._prev_hash(index)
             hashes.append(chain_hash(prev, self._body(self._entries[index], prev)))
+
+    def _encode(self, entry: _Entry) -> tuple[bytes, str]:
+        """Return the stored record of the next entry and its hash.
+
+        A store that writes each event at once calls this from `_store` and,
+        once the record is kept, appends the hash to ``self._hashes``.
+        """
+        hashes = self._hashes
+        prev = hashes[-1] if hashes else GENESIS_HASH
+        canonical = canonical_json(self._body(entry, prev))
+        digest = chain_hash(prev, canonical)
+        return encode_record(canonical, digest), digest
+
+    def _restore(self, events: Sequence[Event]) -> None:
+        """Take over the events a store already holds, to append after them.
+
+        The events must have passed the store's checks (a whole, unbroken
+        chain of one quantum attempt). Their stored hashes are kept as they
+        are, so a log of an older schema version continues its own chain.
+        """
+        if self._entries:
+            raise LogInUseError("a log can only be restored before its first append")
+        if not events:
+            return
+        first = events[0]
+        self._quantum_id = first.quantum_id
+        self._attempt = first.attempt
+        # The payload of a restored entry is never serialized again: its
+        # event and hash are already known.
+        self._entries = [(e.seq, e.timestamp_ns, e.kind, {}) for e in events]
+        self._hashes = [e.hash for e in events]
+        self._events = list(events)
+        self._last_ts = max(e.timestamp_ns for e in events)
+        self._sealed = events[-1].kind == "quantum_finished"
 
     @abstractmethod
     def _store(self, entry: _Entry) -> None:

@@ -6,6 +6,7 @@ import os
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,7 +14,7 @@ import orjson
 from ..errors import LogCorruptedError, TornLogWarning
 from ..events import GENESIS_HASH, Event, chain_hash, parse_event
 
-__all__ = ["check_chain", "iter_log", "read_log"]
+__all__ = ["LogScan", "check_chain", "iter_log", "read_log", "scan_log"]
 
 
 def read_log(path: str | os.PathLike[str]) -> list[Event]:
@@ -77,10 +78,31 @@ def iter_log(path: str | os.PathLike[str]) -> Iterator[Event]:
     Memory stays bounded by one line whatever the log's length, so
     ``fold(iter_log(path))`` folds a log of any size.
     """
+    for item in _checked_lines(path):
+        if isinstance(item, _Torn):
+            warnings.warn(item.message, TornLogWarning, stacklevel=2)
+            return
+        yield item[0]
+
+
+class _Torn:
+    """The last line of a file is incomplete: its writer was killed mid-write."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _checked_lines(path: str | os.PathLike[str]) -> Iterator[tuple[Event, int] | _Torn]:
+    """Yield each checked event with the file offset just past its line.
+
+    A torn last line ends the stream with a `_Torn` instead of an event.
+    """
     checker = _ChainChecker()
     blank_since: int | None = None
+    offset = 0
     with open(path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
+            offset += len(line)
             if not line.strip():
                 # Blank lines are tolerated only at the very end of the file.
                 blank_since = number if blank_since is None else blank_since
@@ -94,17 +116,68 @@ def iter_log(path: str | os.PathLike[str]) -> Iterator[Event]:
                     # Only the last line can lack its newline, and a cut JSON
                     # object never parses: its writer was killed mid-write. A
                     # whole last event without its newline is read normally.
-                    warnings.warn(
+                    yield _Torn(
                         f"{os.fspath(path)}: line {number} is incomplete ({len(line)} "
-                        "bytes, no newline): its writer was killed mid-write; it was ignored.",
-                        TornLogWarning,
-                        stacklevel=2,
+                        "bytes, no newline): its writer was killed mid-write; it was ignored."
                     )
                     return
                 raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
             if not isinstance(raw, dict):
                 raise LogCorruptedError("an event must be a JSON object", line=number)
-            yield checker.check(raw, number)
+            yield checker.check(raw, number), offset
+
+
+@dataclass(frozen=True, slots=True)
+class LogScan:
+    """What `scan_log` found in a log file.
+
+    Parameters
+    ----------
+    events : `list` [`Event`]
+        The whole events, checked.
+    end : `int`
+        File offset just past the last whole event's line: what a torn tail
+        or trailing blank lines would be cut back to.
+    needs_newline : `bool`
+        Whether the last whole event lacks its newline.
+    """
+
+    events: list[Event]
+    end: int
+    needs_newline: bool
+
+
+def scan_log(path: str | os.PathLike[str]) -> LogScan:
+    """Check a log file and find where its last whole event ends.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A log written by `JsonLinesEventLog`.
+
+    Returns
+    -------
+    scan : `LogScan`
+        Its events and the offset to resume appending from.
+
+    Raises
+    ------
+    LogCorruptedError, SchemaVersionError, UnknownEventKindError
+        As `read_log`: only a torn last line is not corruption.
+    """
+    events: list[Event] = []
+    end = 0
+    needs_newline = False
+    for item in _checked_lines(path):
+        if isinstance(item, _Torn):
+            break
+        event, end = item
+        events.append(event)
+    if events:
+        with open(path, "rb") as stream:
+            stream.seek(end - 1)
+            needs_newline = stream.read(1) != b"\n"
+    return LogScan(events, end, needs_newline)
 
 
 class _ChainChecker:

@@ -1,0 +1,551 @@
+"""Verification of stored logs: per-quantum problem reports and a run-level digest."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeIs
+
+from ..errors import LogCorruptedError
+from ..events import GENESIS_HASH, SCHEMA_VERSION, canonical_json, chain_hash, parse_event
+from .stored import StoredLog
+
+__all__ = [
+    "LogVerification",
+    "Problem",
+    "ProblemKind",
+    "VerificationReport",
+    "run_digest",
+    "verify_stored_logs",
+]
+
+ProblemKind = Literal[
+    "tampered",
+    "missing",
+    "reordered",
+    "duplicated",
+    "truncated",
+    "unsealed",
+    "spliced",
+    "after_seal",
+    "time_reversed",
+    "not_started",
+    "inconsistent",
+    "malformed",
+    "unsupported",
+    "unreadable",
+    "digest_mismatch",
+]
+"""What verification can find wrong; see `docs/event-log.md` for each."""
+
+_frozen = ConfigDict(frozen=True, extra="forbid")
+_HEX = frozenset(b"0123456789abcdef")
+
+
+class Problem(BaseModel):
+    """One thing wrong with a log.
+
+    Parameters
+    ----------
+    kind : `ProblemKind`
+        What is wrong: ``tampered`` (an event's hash does not match its
+        content, or the next event's ``prev_hash`` does not name it),
+        ``missing``, ``reordered``, ``duplicated``, ``truncated`` (a torn
+        last record), ``unsealed`` (no ``quantum_finished``), ``spliced``
+        (events of another quantum attempt), ``after_seal``,
+        ``time_reversed``, ``not_started`` (the log does not begin with
+        ``quantum_started``), ``inconsistent`` (a dataset id the quantum does
+        not own), ``malformed`` (not an event), ``unsupported`` (a schema
+        version or kind this library cannot read), ``unreadable`` (the store
+        could not be read) or ``digest_mismatch`` (the run digest differs
+        from the expected one).
+    seq : `int` or `None`
+        The ``seq`` of the event at fault, when known.
+    position : `int` or `None`
+        Where the record is stored: its line (files) or row (tables).
+    message : `str`
+        The problem in words, naming what was expected and found.
+    """
+
+    model_config = _frozen
+
+    kind: ProblemKind
+    seq: int | None
+    position: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [] if self.seq is None else [f"seq {self.seq}"]
+        where += [] if self.position is None else [f"position {self.position}"]
+        return f"{self.kind} ({', '.join(where) or 'log'}): {self.message}"
+
+
+class LogVerification(BaseModel):
+    """The verdict on one stored log.
+
+    Parameters
+    ----------
+    location : `str`
+        Where the log is stored.
+    quantum_id : `uuid.UUID` or `None`
+        Its quantum, from its first event (`None` if no event was readable).
+    attempt : `int` or `None`
+        Its attempt number.
+    events : `int`
+        How many records were read.
+    final_hash : `str` or `None`
+        The stored hash of the last event, as the run digest uses it.
+    status : `str` or `None`
+        The ``status`` of ``quantum_finished``, if the log is sealed.
+    problems : `tuple` [`Problem`, ...]
+        Everything found wrong, in stored order; empty for a sound log.
+    """
+
+    model_config = _frozen
+
+    location: str
+    quantum_id: uuid.UUID | None
+    attempt: int | None
+    events: int
+    final_hash: str | None
+    status: str | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the log has no problem at all (`bool`)."""
+        return not self.problems
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the log ends with ``quantum_finished`` (`bool`)."""
+        return self.status is not None
+
+
+class VerificationReport(BaseModel):
+    """The verdict on a set of stored logs, such as a whole run.
+
+    Parameters
+    ----------
+    logs : `tuple` [`LogVerification`, ...]
+        One verdict per stored log, sorted by quantum id and attempt.
+    digest : `str`
+        `run_digest` of the logs' final hashes.
+    expected_digest : `str` or `None`
+        The digest the caller expected, if any.
+    """
+
+    model_config = _frozen
+
+    logs: tuple[LogVerification, ...]
+    digest: str
+    expected_digest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every log is sound and the digest is as expected (`bool`)."""
+        return not any(True for _ in self.problems())
+
+    @property
+    def events(self) -> int:
+        """How many records were read in all (`int`)."""
+        return sum(log.events for log in self.logs)
+
+    def problems(self) -> Iterator[tuple[LogVerification, Problem]]:
+        """Yield every problem with the log it belongs to.
+
+        Yields
+        ------
+        item : `tuple` [`LogVerification`, `Problem`]
+            A log and one of its problems; a digest mismatch comes last,
+            with a log whose location is ``run``.
+        """
+        for log in self.logs:
+            for problem in log.problems:
+                yield log, problem
+        if self.expected_digest is not None and self.expected_digest != self.digest:
+            run = LogVerification(
+                location="run",
+                quantum_id=None,
+                attempt=None,
+                events=self.events,
+                final_hash=None,
+                status=None,
+                problems=(),
+            )
+            yield (
+                run,
+                Problem(
+                    kind="digest_mismatch",
+                    seq=None,
+                    position=None,
+                    message=f"run digest is {self.digest}, expected {self.expected_digest}",
+                ),
+            )
+
+
+def run_digest(finals: Iterable[tuple[uuid.UUID, int, str]]) -> str:
+    r"""Return the digest that seals a run's logs.
+
+    Parameters
+    ----------
+    finals : `~collections.abc.Iterable` [`tuple` [`uuid.UUID`, `int`, `str`]]
+        Each log's quantum id, attempt and final hash, in any order.
+
+    Returns
+    -------
+    digest : `str`
+        SHA-256 hex digest of the lines ``"<quantum id> <attempt> <final
+        hash>\n"`` (hyphenated lower-case id, decimal attempt), sorted by
+        quantum id string and then attempt number. Order-independent, so
+        any store gives the same value for the same logs.
+    """
+    digest = hashlib.sha256()
+    for quantum_id, attempt, final in sorted(finals, key=lambda f: (str(f[0]), f[1])):
+        digest.update(f"{quantum_id} {attempt} {final}\n".encode("ascii"))
+    return digest.hexdigest()
+
+
+def verify_stored_logs(
+    logs: Iterable[StoredLog],
+    *,
+    expected_digest: str | None = None,
+    validate: bool = False,
+) -> VerificationReport:
+    """Verify stored logs one by one and digest their final hashes.
+
+    Parameters
+    ----------
+    logs : `~collections.abc.Iterable` [`StoredLog`]
+        The logs, from any store.
+    expected_digest : `str`, optional
+        A run digest recorded earlier; a different digest is a problem.
+    validate : `bool`, optional
+        Also validate every field of every event against its schema (about
+        ten times slower); integrity checks alone find any change to a
+        stored event, since its hash covers all of it.
+
+    Returns
+    -------
+    report : `VerificationReport`
+        The verdicts; never raises for a bad log.
+    """
+    verdicts = [_LogChecker(log.location, validate).run(log) for log in logs]
+    _flag_duplicate_logs(verdicts)
+    verdicts.sort(key=lambda v: (str(v.quantum_id), v.attempt or 0, v.location))
+    finals = [
+        (v.quantum_id, v.attempt or 0, v.final_hash)
+        for v in verdicts
+        if v.quantum_id is not None and v.final_hash is not None
+    ]
+    return VerificationReport(
+        logs=tuple(verdicts), digest=run_digest(finals), expected_digest=expected_digest
+    )
+
+
+def _flag_duplicate_logs(verdicts: list[LogVerification]) -> None:
+    seen: dict[tuple[uuid.UUID, int | None], str] = {}
+    for index, verdict in enumerate(verdicts):
+        if verdict.quantum_id is None:
+            continue
+        key = (verdict.quantum_id, verdict.attempt)
+        first = seen.setdefault(key, verdict.location)
+        if first != verdict.location:
+            problem = Problem(
+                kind="duplicated",
+                seq=None,
+                position=None,
+                message=f"another log of quantum {key[0]} attempt {key[1]} is at {first}",
+            )
+            verdicts[index] = verdict.model_copy(update={"problems": (*verdict.problems, problem)})
+
+
+class _LogChecker:
+    """Reads one stored log and collects its problems without stopping at the first."""
+
+    def __init__(self, location: str, validate: bool) -> None:
+        self.location = location
+        self.validate = validate
+        self.problems: list[Problem] = []
+        self.identity: tuple[str, int] | None = None
+        self.outputs: frozenset[str] = frozenset()
+        self.seen: dict[int, str] = {}
+        self.max_seq = -1
+        self.last_seq: int | None = None
+        self.last_hash: str | None = None
+        self.last_ts = 0
+        self.sealed_at: int | None = None
+        self.status: str | None = None
+        self.final_hash: str | None = None
+        self.blank_at: int | None = None
+        self.count = 0
+
+    def add(self, kind: ProblemKind, message: str, seq: int | None, position: int | None) -> None:
+        self.problems.append(Problem(kind=kind, seq=seq, position=position, message=message))
+
+    def run(self, log: StoredLog) -> LogVerification:
+        try:
+            for position, record, complete in log:
+                self.record(position, record, complete)
+        except (OSError, LogCorruptedError) as err:
+            self.add("unreadable", f"reading stopped: {err}", None, None)
+        self.finish()
+        quantum_id = uuid.UUID(self.identity[0]) if self.identity else None
+        return LogVerification(
+            location=self.location,
+            quantum_id=quantum_id,
+            attempt=self.identity[1] if self.identity else None,
+            events=self.count,
+            final_hash=self.final_hash,
+            status=self.status,
+            problems=tuple(self.problems),
+        )
+
+    def record(self, position: int, record: bytes, complete: bool) -> None:
+        if not record.strip():
+            # Blank lines are harmless only at the very end of a file.
+            self.blank_at = position if self.blank_at is None else self.blank_at
+            return
+        if self.blank_at is not None:
+            self.add("malformed", "blank line inside the log", None, self.blank_at)
+            self.blank_at = None
+        expected = self.last_seq + 1 if self.last_seq is not None else 0
+        try:
+            raw = orjson.loads(record)
+        except orjson.JSONDecodeError as err:
+            if not complete:
+                self.add(
+                    "truncated",
+                    f"the last record is incomplete ({len(record)} bytes, no newline): "
+                    "its writer was killed mid-write, or the file was cut",
+                    expected,
+                    position,
+                )
+            else:
+                self.add(
+                    "tampered",
+                    f"not valid JSON ({err}): the record was altered or damaged",
+                    expected,
+                    position,
+                )
+                self.unknown_link(expected)
+            return
+        if not isinstance(raw, dict):
+            self.add("malformed", "a record must be a JSON object", expected, position)
+            self.unknown_link(expected)
+            return
+        self.count += 1
+        self.event(raw, position)
+
+    def unknown_link(self, expected: int) -> None:
+        """Skip a record that could not be read: its successor's link is unknown."""
+        self.seen.setdefault(expected, "")
+        self.max_seq = max(self.max_seq, expected)
+        self.last_seq = expected
+        self.last_hash = None
+
+    def event(self, raw: dict[str, Any], position: int) -> None:
+        seq = raw.get("seq")
+        stored_hash = raw.get("hash")
+        prev_hash = raw.get("prev_hash")
+        if not _is_int(seq) or not _is_hash(stored_hash) or not _is_hash(prev_hash):
+            self.add(
+                "malformed",
+                "an event needs an integer seq and hex prev_hash and hash",
+                seq if _is_int(seq) else None,
+                position,
+            )
+            self.unknown_link(self.last_seq + 1 if self.last_seq is not None else 0)
+            return
+        self.envelope(raw, seq, position)
+        body = dict(raw)
+        del body["hash"]
+        if chain_hash(prev_hash, canonical_json(body)) != stored_hash:
+            self.add(
+                "tampered",
+                "the hash does not match the event's content: the event was altered",
+                seq,
+                position,
+            )
+        self.order(seq, stored_hash, prev_hash, position)
+        if self.validate:
+            try:
+                parse_event(raw)
+            except LogCorruptedError as err:
+                self.add("malformed", err.message, seq, position)
+        self.final_hash = stored_hash
+
+    def envelope(self, raw: dict[str, Any], seq: int, position: int) -> None:
+        version = raw.get("schema_version")
+        kind = raw.get("kind")
+        if not _is_int(version) or version < 1:
+            self.add("malformed", f"no valid schema_version ({version!r})", seq, position)
+        elif version > SCHEMA_VERSION:
+            self.add(
+                "unsupported",
+                f"written with schema version {version}; this qbb_events reads versions up to "
+                f"{SCHEMA_VERSION}: upgrade to one that reads version {version}",
+                seq,
+                position,
+            )
+        identity = (raw.get("quantum_id"), raw.get("attempt"))
+        if self.identity is None:
+            if kind != "quantum_started" or seq != 0:
+                self.add(
+                    "not_started",
+                    f"the log begins with {kind} seq {seq}, not quantum_started seq 0",
+                    seq,
+                    position,
+                )
+            if isinstance(identity[0], str) and _is_int(identity[1]):
+                self.identity = (identity[0], identity[1])
+        elif identity != self.identity:
+            self.add(
+                "spliced",
+                f"event of quantum {identity[0]} attempt {identity[1]} in the log of quantum "
+                f"{self.identity[0]} attempt {self.identity[1]}: logs were spliced",
+                seq,
+                position,
+            )
+        if self.sealed_at is not None:
+            self.add(
+                "after_seal",
+                f"event follows quantum_finished (seq {self.sealed_at}): the log was sealed",
+                seq,
+                position,
+            )
+        ts = raw.get("timestamp_ns")
+        if not _is_int(ts):
+            self.add("malformed", "timestamp_ns is not an integer", seq, position)
+        elif seq <= self.max_seq:
+            pass  # an event out of order is reported as such, not for its time
+        elif ts < self.last_ts:
+            self.add(
+                "time_reversed",
+                f"timestamp {ts} is earlier than the previous event's {self.last_ts}",
+                seq,
+                position,
+            )
+        else:
+            self.last_ts = ts
+        self.datasets(raw, kind, seq, position)
+        if kind == "quantum_finished":
+            self.sealed_at = seq if self.sealed_at is None else self.sealed_at
+            status = raw.get("status")
+            self.status = status if isinstance(status, str) else "unknown"
+
+    def datasets(self, raw: dict[str, Any], kind: object, seq: int, position: int) -> None:
+        if kind == "quantum_started":
+            quantum = raw.get("quantum")
+            if not isinstance(quantum, dict):
+                self.add("malformed", "quantum_started holds no quantum", seq, position)
+                return
+            if quantum.get("id") != raw.get("quantum_id"):
+                self.add(
+                    "inconsistent",
+                    f"quantum_started describes quantum {quantum.get('id')}, but the event "
+                    f"belongs to {raw.get('quantum_id')}",
+                    seq,
+                    position,
+                )
+            outputs = quantum.get("outputs")
+            if isinstance(outputs, list):
+                self.outputs = frozenset(ref.get("id") for ref in outputs if isinstance(ref, dict))  # type: ignore[misc]
+            return
+        if kind == "output_written":
+            written = [raw.get("dataset_id")]
+        elif kind == "datasets_pruned":
+            removed = raw.get("removed")
+            written = list(removed) if isinstance(removed, list) else []
+        else:
+            return
+        stray = [str(d) for d in written if d not in self.outputs]
+        if stray:
+            what = "written" if kind == "output_written" else "deleted"
+            self.add(
+                "inconsistent",
+                f"{kind} names {', '.join(stray)}, which the quantum does not predict as an "
+                f"output, so it cannot have {what} it",
+                seq,
+                position,
+            )
+
+    def order(self, seq: int, stored_hash: str, prev_hash: str, position: int) -> None:
+        earlier = self.seen.get(seq)
+        if earlier is not None:
+            self.add(
+                "duplicated",
+                f"seq {seq} is stored again"
+                + ("" if earlier == stored_hash else ", with other content"),
+                seq,
+                position,
+            )
+        elif seq < self.max_seq:
+            self.add(
+                "reordered",
+                f"seq {seq} is stored after seq {self.max_seq}",
+                seq,
+                position,
+            )
+        elif self.last_seq is None and seq == 0 and prev_hash != GENESIS_HASH:
+            self.add("tampered", "the first event's prev_hash is not the genesis hash", 0, position)
+        elif (
+            # Only an event stored right after its predecessor can be linked to it.
+            self.last_seq is not None
+            and seq == self.last_seq + 1
+            and self.last_hash is not None
+            and prev_hash != self.last_hash
+        ):
+            self.add(
+                "tampered",
+                f"seq {seq}'s prev_hash is not seq {self.last_seq}'s hash: seq "
+                f"{self.last_seq} was altered and its hash recomputed, or replaced",
+                self.last_seq,
+                position,
+            )
+        self.seen.setdefault(seq, stored_hash)
+        self.max_seq = max(self.max_seq, seq)
+        self.last_seq = seq
+        self.last_hash = stored_hash
+
+    def finish(self) -> None:
+        if self.blank_at is not None:
+            self.blank_at = None
+        missing = [seq for seq in range(self.max_seq + 1) if seq not in self.seen]
+        for first, last in _runs(missing):
+            span = f"seq {first}" if first == last else f"seqs {first} to {last}"
+            self.add("missing", f"{span} not stored: events were deleted", first, None)
+        if self.count and self.sealed_at is None:
+            self.add(
+                "unsealed",
+                f"no quantum_finished after seq {self.max_seq}: the quantum did not finish, "
+                "or the log's tail was cut",
+                self.max_seq + 1,
+                None,
+            )
+
+
+def _runs(values: list[int]) -> Iterator[tuple[int, int]]:
+    start = prev = None
+    for value in values:
+        if prev is not None and value == prev + 1:
+            prev = value
+            continue
+        if start is not None and prev is not None:
+            yield start, prev
+        start = prev = value
+    if start is not None and prev is not None:
+        yield start, prev
+
+
+def _is_int(value: object) -> TypeIs[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_hash(value: object) -> TypeIs[str]:
+    return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value.encode())
