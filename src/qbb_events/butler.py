@@ -28,6 +28,7 @@ from .errors import (
     ButlerClosedError,
     InvalidDefinitionError,
     LogClosedError,
+    LogConflictError,
     LogSealedError,
     LogWriteError,
     OutputNotPredictedError,
@@ -524,7 +525,7 @@ class QuantumBackedButler:
             self._record(
                 "input_marked_unused", {"dataset_id": dataset_id}, self._reducer.unused, dataset_id
             )
-        except (LogSealedError, LogClosedError, LogWriteError) as err:
+        except (LogSealedError, LogClosedError, LogWriteError, LogConflictError) as err:
             _log.warning(
                 "mark_input_unused_not_recorded",
                 quantum_id=str(self._quantum_id),

@@ -15,7 +15,7 @@ from rich.table import Table
 from .demo import run_demo
 from .errors import QbbEventsError
 from .fold import fold
-from .logs import read_log
+from .logs import VerificationReport, copy_logs, read_log, verify_logs
 from .model import DatasetRef
 from .quantum import Quantum
 
@@ -97,6 +97,84 @@ def demo(root: Path) -> None:
             )
         )
     if failures:
+        sys.exit(1)
+
+
+def _print_report(console: Console, report: VerificationReport, *, verbose: bool) -> None:
+    table = Table(title=f"{len(report.logs)} logs, {report.events} events")
+    for column in ("quantum", "attempt", "events", "status", "verdict", "location"):
+        table.add_column(column)
+    for log in report.logs:
+        if log.ok and not verbose:
+            continue
+        verdict = "ok" if log.ok else "[red]" + "; ".join(str(p) for p in log.problems) + "[/red]"
+        table.add_row(
+            str(log.quantum_id or "?"),
+            str(log.attempt if log.attempt is not None else "?"),
+            str(log.events),
+            log.status or "unsealed",
+            verdict,
+            log.location,
+        )
+    if table.row_count:
+        console.print(table)
+    bad = sum(not log.ok for log in report.logs)
+    console.print(f"run digest: {report.digest}")
+    if report.expected_digest is not None:
+        same = report.expected_digest == report.digest
+        console.print("digest: " + ("as expected" if same else "[red]NOT as expected[/red]"))
+    console.print(
+        f"{len(report.logs) - bad} of {len(report.logs)} logs verified"
+        + ("" if not bad else f"; [red]{bad} with problems[/red]")
+    )
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--digest", "expected", help="Run digest to check the logs against.")
+@click.option("--validate", is_flag=True, help="Also validate every field of every event.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="List sound logs too.")
+def verify(
+    sources: tuple[Path, ...], expected: str | None, validate: bool, as_json: bool, verbose: bool
+) -> None:
+    """Verify logs (files, directories, SQLite stores): hash chains, order, sealing.
+
+    Exits 0 when every log is sound (and the digest matches), 1 otherwise.
+    """
+    try:
+        report = verify_logs(list(sources), expected_digest=expected, validate=validate)
+    except (QbbEventsError, OSError) as err:
+        raise click.ClickException(f"verification failed to read the logs: {err}") from err
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        _print_report(Console(), report, verbose=verbose)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("destination", type=click.Path(path_type=Path))
+def copy(sources: tuple[Path, ...], destination: Path) -> None:
+    """Copy logs into an SQLite store (*.sqlite, *.db) or a directory; idempotent, verified.
+
+    Exits 0 when every log was copied, 1 when some failed verification and were refused.
+    """
+    console = Console()
+    try:
+        report = copy_logs(list(sources), destination)
+    except (QbbEventsError, OSError) as err:
+        raise click.ClickException(f"copy failed: {err}") from err
+    console.print(
+        f"copied {len(report.copied)} logs into {destination}: {report.events_added} events "
+        f"added, {report.events_present} already there"
+    )
+    for log in report.refused:
+        problems = "; ".join(str(p) for p in log.problems)
+        console.print(f"[red]refused[/red] {log.location}: {problems}")
+    if report.refused:
         sys.exit(1)
 
 

@@ -18,7 +18,6 @@ from .sync import SyncPolicy
 __all__ = ["JsonLinesEventLog"]
 
 
-
 def _sync_fd(fd: int) -> None:
     # fdatasync skips the inode's timestamps, which a log never needs back.
     if hasattr(os, "fdatasync"):

@@ -9,16 +9,20 @@ __all__ = ["SyncMode", "SyncPolicy"]
 
 SyncMode = Literal["every_event", "group", "on_close"]
 
+# A group held longer than a day is no group commit; the bound also keeps the
+# timer within what a thread can wait for.
+_MAX_DELAY_MS = 86_400_000.0
+
 
 @dataclass(frozen=True, slots=True)
 class SyncPolicy:
     """When a durable log forces its events to stable storage.
 
-    Every store hands each event to the operating system (the file log) or
-    to SQLite as it is appended, so a killed process loses nothing that
-    `EventLog.append` acknowledged, whatever the policy, except the SQLite
-    store under ``on_close``, which holds events in memory until it commits.
-    The policy decides what survives a power loss or a kernel crash.
+    The file log hands each event to the operating system as it is appended,
+    so a killed process loses nothing that `EventLog.append` acknowledged,
+    whatever the policy; the policy decides what survives a power loss or a
+    kernel crash. The SQLite store holds a batch in memory until it commits,
+    so for it the policy also bounds what a killed process loses.
 
     Parameters
     ----------
@@ -34,7 +38,8 @@ class SyncPolicy:
     max_events : `int`, optional
         ``group`` only: sync once this many events are pending.
     max_delay_ms : `float`, optional
-        ``group`` only: sync at most this long after the first pending event.
+        ``group`` only: sync at most this long after the first pending event
+        (at most a day).
 
     Raises
     ------
@@ -55,8 +60,11 @@ class SyncPolicy:
             raise ValueError(f"max_events must be an int, not {self.max_events!r}")
         if self.max_events < 1:
             raise ValueError(f"max_events must be at least 1, not {self.max_events}")
-        if not self.max_delay_ms > 0:
-            raise ValueError(f"max_delay_ms must be positive, not {self.max_delay_ms!r}")
+        if not 0 < self.max_delay_ms <= _MAX_DELAY_MS:
+            raise ValueError(
+                f"max_delay_ms must be positive and at most {_MAX_DELAY_MS:,} (a day), "
+                f"not {self.max_delay_ms!r}"
+            )
 
     @classmethod
     def every_event(cls) -> SyncPolicy:

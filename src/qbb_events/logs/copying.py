@@ -1,0 +1,235 @@
+"""Copying logs between stores: idempotent, whole records only, verified on both sides."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+from ..errors import LogConflictError, LogExistsError, LogWriteError
+from .sources import LOG_SUFFIX, LogSource, file_log, is_sqlite_file, stored_logs
+from .stored import StoredLog
+from .verification import LogVerification, verify_stored_logs
+
+if TYPE_CHECKING:
+    from .sqlite import SqliteEventStore
+
+__all__ = ["CopyReport", "copy_logs", "log_file_name"]
+
+# Problems that leave a log's records a sound prefix of what its writer
+# meant to write: such a log is copied as far as it goes.
+_PREFIX_PROBLEMS = frozenset({"unsealed", "truncated"})
+_SQLITE_SUFFIXES = frozenset({".sqlite", ".sqlite3", ".db"})
+_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CopyReport:
+    """What `copy_logs` did.
+
+    Parameters
+    ----------
+    copied : `tuple` [`LogVerification`, ...]
+        The verdicts on the destination's copies of the logs copied (or
+        already there), each matching its source's final hash.
+    refused : `tuple` [`LogVerification`, ...]
+        Source logs not copied because they failed verification (any
+        problem but ``unsealed`` or ``truncated``: a log cut short is copied
+        as far as its whole records go).
+    events_added : `int`
+        Events the destination did not hold before.
+    events_present : `int`
+        Events the destination already held (a second copy adds none).
+    """
+
+    copied: tuple[LogVerification, ...]
+    refused: tuple[LogVerification, ...]
+    events_added: int
+    events_present: int
+    destination: str = field(default="")
+
+    @property
+    def ok(self) -> bool:
+        """Whether every source log was copied (`bool`)."""
+        return not self.refused
+
+
+def log_file_name(quantum_id: uuid.UUID, attempt: int) -> str:
+    """Return the file name a log directory uses for a quantum attempt.
+
+    Parameters
+    ----------
+    quantum_id : `uuid.UUID`
+        The quantum.
+    attempt : `int`
+        The attempt.
+
+    Returns
+    -------
+    name : `str`
+        ``<quantum id>.<attempt>.jsonl``.
+    """
+    return f"{quantum_id}.{attempt}{LOG_SUFFIX}"
+
+
+def copy_logs(
+    source: LogSource, destination: str | os.PathLike[str] | SqliteEventStore
+) -> CopyReport:
+    """Copy every log of a source into another store, verified and idempotent.
+
+    Parameters
+    ----------
+    source : `LogSource`
+        Files, directories, SQLite stores or live logs (see `stored_logs`).
+    destination : `str`, `os.PathLike` or `SqliteEventStore`
+        An SQLite store (object, existing SQLite file, or a new path ending
+        in ``.sqlite``, ``.sqlite3`` or ``.db``), or a directory, where each
+        log becomes ``<quantum id>.<attempt>.jsonl`` (see `log_file_name`).
+
+    Returns
+    -------
+    report : `CopyReport`
+        What was copied, what was already there, and what was refused.
+
+    Raises
+    ------
+    LogConflictError
+        If the destination holds a different history for a quantum attempt
+        (its events are not a prefix of the source's); logs copied before it
+        stay copied.
+    LogWriteError
+        If the destination cannot be written.
+
+    Notes
+    -----
+    Each source log is verified first and copied only if sound (or cut
+    short, see `CopyReport.refused`). Records are copied byte for byte, so
+    the hash chain and the final hash are the same in every store. A
+    destination that already holds a prefix of a log gets the rest; one that
+    holds all of it gets nothing, so copying twice stores each event once.
+    Each copy is verified again once written, and its final hash compared
+    with the source's.
+    """
+    from .sqlite import SqliteEventStore
+
+    store: SqliteEventStore | None = None
+    directory: Path | None = None
+    owned = False
+    if isinstance(destination, SqliteEventStore):
+        store = destination
+    else:
+        path = Path(destination)
+        if is_sqlite_file(path) or (not path.exists() and path.suffix in _SQLITE_SUFFIXES):
+            store, owned = SqliteEventStore(path), True
+        else:
+            directory = path
+    copied: list[LogVerification] = []
+    refused: list[LogVerification] = []
+    added = present = 0
+    try:
+        for log in stored_logs(source):
+            verdict = verify_stored_logs([log]).logs[0]
+            if not all(p.kind in _PREFIX_PROBLEMS for p in verdict.problems) or (
+                verdict.quantum_id is None or verdict.attempt is None
+            ):
+                refused.append(verdict)
+                continue
+            if store is not None:
+                new = store.append_records(_whole_records(log))
+                copy = _only_log(store, verdict)
+            else:
+                assert directory is not None
+                target = directory / log_file_name(verdict.quantum_id, verdict.attempt)
+                new = _append_to_file(target, log)
+                copy = file_log(target)
+            check = verify_stored_logs([copy]).logs[0]
+            if check.final_hash != verdict.final_hash or check.events != verdict.events:
+                raise LogConflictError(
+                    f"the copy of quantum {verdict.quantum_id} attempt {verdict.attempt} at "
+                    f"{copy.location} holds {check.events} events ending in "
+                    f"{check.final_hash}, not the source's {verdict.events} ending in "
+                    f"{verdict.final_hash}"
+                )
+            copied.append(check)
+            added += new
+            present += verdict.events - new
+    finally:
+        if owned and store is not None:
+            store.close()
+    where = str(directory) if directory is not None else repr(store)
+    return CopyReport(tuple(copied), tuple(refused), added, present, where)
+
+
+def _whole_records(log: StoredLog) -> Iterator[bytes]:
+    for _, record, complete in log:
+        if complete and record.strip():
+            yield record
+        elif record.strip():
+            # A torn last record is never copied: only whole events are.
+            try:
+                orjson.loads(record)
+            except orjson.JSONDecodeError:
+                return
+            yield record
+
+
+def _append_to_file(target: Path, log: StoredLog) -> int:
+    """Make ``target`` hold ``log``'s whole records; return how many were added."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise LogWriteError(err.errno, f"Cannot open {target}: {err.strerror}") from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LogExistsError(f"{target} is in use by another log writer.") from None
+        records = _whole_records(log)
+        offset = 0
+        for position, held, complete in file_log(target):
+            if not complete:
+                break  # a torn tail of an earlier, killed copy: cut below
+            wanted = next(records, None)
+            if wanted is None or held != wanted:
+                raise LogConflictError(
+                    f"{target} line {position} differs from the source log "
+                    f"{log.location}: the destination holds another history"
+                )
+            offset += len(held) + 1
+        added = 0
+        try:
+            if offset < os.fstat(fd).st_size:
+                os.ftruncate(fd, offset)
+            batch: list[bytes] = []
+            for record in records:
+                batch.append(record + b"\n")
+                if len(batch) >= _BATCH:
+                    added += _write_all(fd, b"".join(batch), len(batch))
+                    batch.clear()
+            added += _write_all(fd, b"".join(batch), len(batch))
+            os.fsync(fd)
+        except OSError as err:
+            raise LogWriteError(err.errno, f"Copying into {target} failed: {err.strerror}") from err
+        return added
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, count: int) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return count
+
+
+def _only_log(store: SqliteEventStore, verdict: LogVerification) -> StoredLog:
+    assert verdict.quantum_id is not None
+    assert verdict.attempt is not None
+    return store.stored_log(verdict.quantum_id, verdict.attempt)
