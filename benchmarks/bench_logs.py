@@ -158,14 +158,18 @@ def main() -> None:
         rows.append(("verify", "validate=True", count, count / seconds))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'store':<13} {'policy':<15} {'events':>9} {'events/s':>11} {'µs/event':>9} "
-          f"{'vs floor':>9} {'target':>10}")
+    print(
+        f"{'store':<13} {'policy':<15} {'events':>9} {'events/s':>11} {'µs/event':>9} "
+        f"{'vs floor':>9} {'target':>10}"
+    )
     for store, policy, count, rate in rows:
         base = verify_floor if store.startswith("verify") else floor
         target = TARGETS.get((store, policy))
         mark = "" if target is None else f"{target:>9,}" + ("✓" if rate >= target else "✗")
-        print(f"{store:<13} {policy:<15} {count:>9,} {rate:>11,.0f} {1e6 / rate:>9.2f} "
-              f"{rate / base:>9.2f} {mark:>10}")
+        print(
+            f"{store:<13} {policy:<15} {count:>9,} {rate:>11,.0f} {1e6 / rate:>9.2f} "
+            f"{rate / base:>9.2f} {mark:>10}"
+        )
 
 
 if __name__ == "__main__":

@@ -63,9 +63,13 @@ def write_lines(path: Path, lines: list[bytes]) -> Path:
 
 
 def rehash(data: dict[str, Any]) -> bytes:
-    """Return the line of an event dict whose ``hash`` was recomputed for its content."""
+    """Return the record of an event dict whose ``hash`` was recomputed for its content.
+
+    Laid out as the writer lays records out (``hash`` last), as a careful forger would.
+    """
     body = {k: v for k, v in data.items() if k != "hash"}
-    return canonical_json({**body, "hash": chain_hash(body["prev_hash"], body)})
+    canonical = canonical_json(body)
+    return canonical[:-1] + b',"hash":"%s"}' % chain_hash(body["prev_hash"], canonical).encode()
 
 
 def assert_corrupt(path: Path, *, line: int, seq: int | None = None) -> LogCorruptedError:

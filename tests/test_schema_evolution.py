@@ -14,9 +14,12 @@ import pytest
 
 import qbb_events.events as events_module
 from qbb_events import (
+    GENESIS_HASH,
     JsonLinesEventLog,
     QuantumProvenanceData,
     SchemaVersionError,
+    canonical_json,
+    chain_hash,
     copy_logs,
     fold,
     iter_log,
@@ -116,8 +119,11 @@ def test_a_newer_version_is_refused_naming_the_version_needed(tmp_path: Path) ->
     lines = V1_LOG.read_bytes().splitlines()
     first = orjson.loads(lines[0])
     first["schema_version"] = 7
+    del first["hash"]
+    canonical = canonical_json(first)
+    record = canonical[:-1] + b',"hash":"%s"}' % chain_hash(GENESIS_HASH, canonical).encode()
     path = tmp_path / "future.jsonl"
-    path.write_bytes(orjson.dumps(first) + b"\n")
+    path.write_bytes(record + b"\n")
     with pytest.raises(SchemaVersionError, match="schema version 7") as info:
         read_log(path)
     assert "upgrade" in str(info.value)

@@ -67,10 +67,12 @@ class JsonLinesEventLog(EventLog):
     a file opened in append mode, so the operating system holds every event
     once `append` returns and a killed process loses nothing. The sync
     policy decides what survives a power loss. A write that fails is cut back
-    and raises `LogWriteError`, leaving the log whole. A failed sync makes the
-    log refuse every later append: after a failed ``fsync`` the kernel may
-    have dropped pages it reported written, so only a fresh check of the
-    file (``resume``) can say what it holds. The file is locked (``flock``)
+    and raises `LogWriteError`, leaving the log whole. Under ``every_event`` a
+    failed sync cuts its event back the same way. Under the other policies a
+    failed sync is raised by the next `append` or `close`, and the log then
+    refuses every append: after a failed ``fsync`` the kernel may have
+    dropped pages it reported written, so only a fresh check of the file
+    (``resume``) can say what it holds. The file is locked (``flock``)
     while open, so two writers never append to the same log.
     """
 
@@ -206,7 +208,10 @@ class JsonLinesEventLog(EventLog):
         if self._flusher is not None:
             self._pending += 1
             if self._pending >= self._policy.max_events:
-                self._sync_pending()
+                # This event is in the file and joins the log whatever the
+                # sync does; a failure is raised by the next append or close().
+                with contextlib.suppress(LogWriteError):
+                    self._sync_pending()
             elif self._pending == 1:
                 self._flusher.arm()
 

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from ..errors import LogCorruptedError, TornLogWarning
-from ..events import GENESIS_HASH, Event, chain_hash, parse_event
+from ..events import GENESIS_HASH, Event, canonical_json, chain_hash, parse_event
+from .stored import encode_record
 
 __all__ = ["LogScan", "check_chain", "iter_log", "read_log", "scan_log"]
 
@@ -124,7 +125,8 @@ def _checked_lines(path: str | os.PathLike[str]) -> Iterator[tuple[Event, int] |
                 raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
             if not isinstance(raw, dict):
                 raise LogCorruptedError("an event must be a JSON object", line=number)
-            yield checker.check(raw, number), offset
+            record = line[:-1] if line.endswith(b"\n") else line
+            yield checker.check(raw, number, record), offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,8 @@ class _ChainChecker:
         self.quantum: tuple[uuid.UUID, int] | None = None
         self.sealed_at: int | None = None
 
-    def check(self, raw: dict[str, Any], line: int | None) -> Event:
+    def check(self, raw: dict[str, Any], line: int | None, record: bytes | None = None) -> Event:
+        """Check the next event; ``record``, when given, is its stored bytes."""
         try:
             event = parse_event(raw)
         except LogCorruptedError as err:
@@ -232,10 +235,17 @@ class _ChainChecker:
                 line=line,
                 seq=seq,
             )
-        body = {k: v for k, v in raw.items() if k != "hash"}
-        if chain_hash(self.prev_hash, body) != event.hash:
+        canonical = canonical_json({k: v for k, v in raw.items() if k != "hash"})
+        if chain_hash(self.prev_hash, canonical) != event.hash:
             raise LogCorruptedError(
                 "hash does not match the event's content: the event was altered",
+                line=line,
+                seq=seq,
+            )
+        if record is not None and encode_record(canonical, event.hash) != record:
+            raise LogCorruptedError(
+                "the record's bytes are not the canonical form of its content: it was "
+                "rewritten (spacing, key order, escapes or line ending)",
                 line=line,
                 seq=seq,
             )

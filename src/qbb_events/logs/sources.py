@@ -59,7 +59,7 @@ def file_log(path: str | os.PathLike[str]) -> StoredLog:
     log : `StoredLog`
         Its records are its lines, numbered from 1, without their newline.
     """
-    location = os.fspath(path)
+    location = os.path.abspath(path)
 
     def records() -> Iterator[tuple[int, bytes, bool]]:
         with open(location, "rb") as stream:

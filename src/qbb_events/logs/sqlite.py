@@ -569,7 +569,7 @@ class SqliteEventStore:
                         raise LogCorruptedError(
                             "an event must be a JSON object", line=position, seq=seq
                         )
-                    event = checker.check(raw, position)
+                    event = checker.check(raw, position, record)
                     if (event.quantum_id, event.attempt, event.seq, event.kind, event.hash) != (
                         quantum_id,
                         attempt,

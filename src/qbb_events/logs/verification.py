@@ -13,7 +13,7 @@ from typing_extensions import TypeIs
 
 from ..errors import LogCorruptedError
 from ..events import GENESIS_HASH, SCHEMA_VERSION, canonical_json, chain_hash, parse_event
-from .stored import StoredLog
+from .stored import StoredLog, encode_record
 
 __all__ = [
     "LogVerification",
@@ -235,7 +235,13 @@ def verify_stored_logs(
     report : `VerificationReport`
         The verdicts; never raises for a bad log.
     """
-    verdicts = [_LogChecker(log.location, validate).run(log) for log in logs]
+    verdicts: list[LogVerification] = []
+    locations: set[str] = set()
+    for log in logs:
+        # The same store reached twice (named and through its directory) is one log.
+        if log.location not in locations:
+            locations.add(log.location)
+            verdicts.append(_LogChecker(log.location, validate).run(log))
     _flag_duplicate_logs(verdicts)
     verdicts.sort(key=lambda v: (str(v.quantum_id), v.attempt or 0, v.location))
     finals = [
@@ -266,15 +272,21 @@ def _flag_duplicate_logs(verdicts: list[LogVerification]) -> None:
 
 
 class _LogChecker:
-    """Reads one stored log and collects its problems without stopping at the first."""
+    """Reads one stored log and collects its problems without stopping at the first.
+
+    A record whose bytes fail their hash is reported once and then set
+    aside: none of its fields (``seq``, ``prev_hash``, quantum, timestamp) is
+    trusted to judge its neighbours, so one edit is one problem.
+    """
 
     def __init__(self, location: str, validate: bool) -> None:
         self.location = location
         self.validate = validate
         self.problems: list[Problem] = []
         self.identity: tuple[str, int] | None = None
-        self.outputs: frozenset[str] = frozenset()
+        self.outputs: frozenset[str] | None = None
         self.seen: dict[int, str] = {}
+        self.damaged: set[int] = set()
         self.max_seq = -1
         self.last_seq: int | None = None
         self.last_hash: str | None = None
@@ -282,6 +294,7 @@ class _LogChecker:
         self.sealed_at: int | None = None
         self.status: str | None = None
         self.final_hash: str | None = None
+        self.tail_damaged = False
         self.blank_at: int | None = None
         self.count = 0
 
@@ -295,16 +308,20 @@ class _LogChecker:
         except (OSError, LogCorruptedError) as err:
             self.add("unreadable", f"reading stopped: {err}", None, None)
         self.finish()
-        quantum_id = uuid.UUID(self.identity[0]) if self.identity else None
         return LogVerification(
             location=self.location,
-            quantum_id=quantum_id,
+            quantum_id=uuid.UUID(self.identity[0]) if self.identity else None,
             attempt=self.identity[1] if self.identity else None,
             events=self.count,
             final_hash=self.final_hash,
             status=self.status,
             problems=tuple(self.problems),
         )
+
+    @property
+    def expected(self) -> int:
+        """The ``seq`` the next record should have, judged by position."""
+        return self.last_seq + 1 if self.last_seq is not None else 0
 
     def record(self, position: int, record: bytes, complete: bool) -> None:
         if not record.strip():
@@ -314,7 +331,6 @@ class _LogChecker:
         if self.blank_at is not None:
             self.add("malformed", "blank line inside the log", None, self.blank_at)
             self.blank_at = None
-        expected = self.last_seq + 1 if self.last_seq is not None else 0
         try:
             raw = orjson.loads(record)
         except orjson.JSONDecodeError as err:
@@ -323,62 +339,86 @@ class _LogChecker:
                     "truncated",
                     f"the last record is incomplete ({len(record)} bytes, no newline): "
                     "its writer was killed mid-write, or the file was cut",
-                    expected,
+                    self.expected,
                     position,
                 )
-            else:
-                self.add(
-                    "tampered",
-                    f"not valid JSON ({err}): the record was altered or damaged",
-                    expected,
-                    position,
-                )
-                self.unknown_link(expected)
-            return
-        if not isinstance(raw, dict):
-            self.add("malformed", "a record must be a JSON object", expected, position)
-            self.unknown_link(expected)
+                return
+            # Inserted or in place of an event: either way its successor's
+            # link cannot be checked, and no seq is taken from it.
+            self.add(
+                "tampered",
+                f"not valid JSON ({err}): the record was altered or damaged",
+                self.expected,
+                position,
+            )
+            self.set_aside(advance=False)
             return
         self.count += 1
-        self.event(raw, position)
+        if not isinstance(raw, dict):
+            self.add("malformed", "a record must be a JSON object", self.expected, position)
+            self.set_aside(advance=False)
+            return
+        self.event(raw, record, position)
 
-    def unknown_link(self, expected: int) -> None:
-        """Skip a record that could not be read: its successor's link is unknown."""
-        self.seen.setdefault(expected, "")
-        self.max_seq = max(self.max_seq, expected)
-        self.last_seq = expected
+    def set_aside(self, *, advance: bool) -> None:
+        """Skip a record that cannot be trusted: its successor's link is unknown."""
+        self.damaged.add(self.expected)
+        if advance:
+            self.last_seq = self.expected
         self.last_hash = None
+        self.tail_damaged = True
 
-    def event(self, raw: dict[str, Any], position: int) -> None:
+    def event(self, raw: dict[str, Any], record: bytes, position: int) -> None:
         seq = raw.get("seq")
         stored_hash = raw.get("hash")
         prev_hash = raw.get("prev_hash")
+        if isinstance(stored_hash, str):
+            # The digest seals what is stored, whatever state it is in.
+            self.final_hash = stored_hash
         if not _is_int(seq) or not _is_hash(stored_hash) or not _is_hash(prev_hash):
             self.add(
                 "malformed",
                 "an event needs an integer seq and hex prev_hash and hash",
-                seq if _is_int(seq) else None,
+                self.expected,
                 position,
             )
-            self.unknown_link(self.last_seq + 1 if self.last_seq is not None else 0)
+            self.set_aside(advance=True)
             return
-        self.envelope(raw, seq, position)
         body = dict(raw)
         del body["hash"]
-        if chain_hash(prev_hash, canonical_json(body)) != stored_hash:
+        try:
+            canonical = canonical_json(body)
+        except TypeError as err:  # pragma: no cover - orjson reads only JSON types
+            self.add("malformed", str(err), self.expected, position)
+            self.set_aside(advance=True)
+            return
+        if chain_hash(prev_hash, canonical) != stored_hash:
             self.add(
                 "tampered",
                 "the hash does not match the event's content: the event was altered",
+                self.expected,
+                position,
+            )
+            self.set_aside(advance=True)
+            return
+        if encode_record(canonical, stored_hash) != record:
+            self.add(
+                "tampered",
+                "the record's bytes are not the canonical form of its content: it was "
+                "rewritten (spacing, key order, escapes or line ending)",
                 seq,
                 position,
             )
+            self.set_aside(advance=True)
+            return
+        self.tail_damaged = False
+        self.envelope(raw, seq, position)
         self.order(seq, stored_hash, prev_hash, position)
         if self.validate:
             try:
                 parse_event(raw)
             except LogCorruptedError as err:
                 self.add("malformed", err.message, seq, position)
-        self.final_hash = stored_hash
 
     def envelope(self, raw: dict[str, Any], seq: int, position: int) -> None:
         version = raw.get("schema_version")
@@ -395,15 +435,17 @@ class _LogChecker:
             )
         identity = (raw.get("quantum_id"), raw.get("attempt"))
         if self.identity is None:
-            if kind != "quantum_started" or seq != 0:
+            if not self.damaged and (kind != "quantum_started" or seq != 0):
                 self.add(
                     "not_started",
                     f"the log begins with {kind} seq {seq}, not quantum_started seq 0",
                     seq,
                     position,
                 )
-            if isinstance(identity[0], str) and _is_int(identity[1]):
+            if _is_uuid(identity[0]) and _is_int(identity[1]):
                 self.identity = (identity[0], identity[1])
+            else:
+                self.add("malformed", "quantum_id is not a UUID or attempt not an int", seq, None)
         elif identity != self.identity:
             self.add(
                 "spliced",
@@ -434,8 +476,8 @@ class _LogChecker:
         else:
             self.last_ts = ts
         self.datasets(raw, kind, seq, position)
-        if kind == "quantum_finished":
-            self.sealed_at = seq if self.sealed_at is None else self.sealed_at
+        if kind == "quantum_finished" and self.sealed_at is None:
+            self.sealed_at = seq
             status = raw.get("status")
             self.status = status if isinstance(status, str) else "unknown"
 
@@ -454,17 +496,24 @@ class _LogChecker:
                     position,
                 )
             outputs = quantum.get("outputs")
-            if isinstance(outputs, list):
-                self.outputs = frozenset(ref.get("id") for ref in outputs if isinstance(ref, dict))  # type: ignore[misc]
+            refs = outputs if isinstance(outputs, list) else []
+            self.outputs = frozenset(
+                ref["id"]
+                for ref in refs
+                if isinstance(ref, dict) and isinstance(ref.get("id"), str)
+            )
             return
         if kind == "output_written":
-            written = [raw.get("dataset_id")]
+            named = [raw.get("dataset_id")]
         elif kind == "datasets_pruned":
             removed = raw.get("removed")
-            written = list(removed) if isinstance(removed, list) else []
+            named = list(removed) if isinstance(removed, list) else [removed]
         else:
             return
-        stray = [str(d) for d in written if d not in self.outputs]
+        if self.outputs is None:
+            return  # quantum_started is missing or damaged: that is reported already
+        outputs = self.outputs
+        stray = [str(d) for d in named if not isinstance(d, str) or d not in outputs]
         if stray:
             what = "written" if kind == "output_written" else "deleted"
             self.add(
@@ -492,7 +541,7 @@ class _LogChecker:
                 seq,
                 position,
             )
-        elif self.last_seq is None and seq == 0 and prev_hash != GENESIS_HASH:
+        elif seq == 0 and prev_hash != GENESIS_HASH:
             self.add("tampered", "the first event's prev_hash is not the genesis hash", 0, position)
         elif (
             # Only an event stored right after its predecessor can be linked to it.
@@ -514,13 +563,12 @@ class _LogChecker:
         self.last_hash = stored_hash
 
     def finish(self) -> None:
-        if self.blank_at is not None:
-            self.blank_at = None
-        missing = [seq for seq in range(self.max_seq + 1) if seq not in self.seen]
+        top = max(self.max_seq, max(self.damaged, default=-1))
+        missing = [s for s in range(top + 1) if s not in self.seen and s not in self.damaged]
         for first, last in _runs(missing):
             span = f"seq {first}" if first == last else f"seqs {first} to {last}"
             self.add("missing", f"{span} not stored: events were deleted", first, None)
-        if self.count and self.sealed_at is None:
+        if self.count and self.sealed_at is None and not self.tail_damaged:
             self.add(
                 "unsealed",
                 f"no quantum_finished after seq {self.max_seq}: the quantum did not finish, "
@@ -545,6 +593,15 @@ def _runs(values: list[int]) -> Iterator[tuple[int, int]]:
 
 def _is_int(value: object) -> TypeIs[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_uuid(value: object) -> TypeIs[str]:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _is_hash(value: object) -> TypeIs[str]:
