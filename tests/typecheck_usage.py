@@ -61,3 +61,28 @@ def use_testing_helpers(root: Path) -> list[str]:
     assert_provenance(butler, available=[present], unavailable=[absent])
     kinds: list[str] = event_kinds(butler)
     return kinds
+
+
+def durable(root: Path, quantum: Quantum, store_path: Path) -> str:
+    from qbb_events import (
+        CopyReport,
+        JsonLinesEventLog,
+        Problem,
+        SqliteEventStore,
+        SyncPolicy,
+        VerificationReport,
+        copy_logs,
+        verify_logs,
+    )
+
+    log = JsonLinesEventLog(root / "q.jsonl", sync=SyncPolicy.group(max_events=100))
+    with QuantumBackedButler.initialize(root, quantum, log=log):
+        pass
+    with SqliteEventStore(store_path, sync=SyncPolicy.every_event()) as store:
+        with QuantumBackedButler.initialize(root, quantum, log=store.log()):
+            pass
+        report: VerificationReport = verify_logs([root, store])
+    problems: list[Problem] = [problem for _, problem in report.problems()]
+    copied: CopyReport = copy_logs(store_path, root / "copies")
+    assert copied.ok or problems
+    return report.digest

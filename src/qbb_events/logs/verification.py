@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
+from hashlib import sha256
 from typing import Any, Literal
 
 import orjson
@@ -13,7 +14,7 @@ from typing_extensions import TypeIs
 
 from ..errors import LogCorruptedError
 from ..events import GENESIS_HASH, SCHEMA_VERSION, canonical_json, chain_hash, parse_event
-from .stored import StoredLog, encode_record
+from .stored import HASH_SUFFIX_LEN, StoredLog
 
 __all__ = [
     "LogVerification",
@@ -44,7 +45,8 @@ ProblemKind = Literal[
 """What verification can find wrong; see `docs/event-log.md` for each."""
 
 _frozen = ConfigDict(frozen=True, extra="forbid")
-_HEX = frozenset(b"0123456789abcdef")
+_HASH_KEY = b',"hash":"'
+_WITH_DATASETS = frozenset({"quantum_started", "output_written", "datasets_pruned"})
 
 
 class Problem(BaseModel):
@@ -324,7 +326,7 @@ class _LogChecker:
         return self.last_seq + 1 if self.last_seq is not None else 0
 
     def record(self, position: int, record: bytes, complete: bool) -> None:
-        if not record.strip():
+        if record[:1] != b"{" and not record.strip():
             # Blank lines are harmless only at the very end of a file.
             self.blank_at = position if self.blank_at is None else self.blank_at
             return
@@ -372,10 +374,15 @@ class _LogChecker:
         seq = raw.get("seq")
         stored_hash = raw.get("hash")
         prev_hash = raw.get("prev_hash")
-        if isinstance(stored_hash, str):
+        if type(stored_hash) is str:
             # The digest seals what is stored, whatever state it is in.
             self.final_hash = stored_hash
-        if not _is_int(seq) or not _is_hash(stored_hash) or not _is_hash(prev_hash):
+        if (
+            type(seq) is not int
+            or type(stored_hash) is not str
+            or type(prev_hash) is not str
+            or not prev_hash.isascii()
+        ):
             self.add(
                 "malformed",
                 "an event needs an integer seq and hex prev_hash and hash",
@@ -384,32 +391,28 @@ class _LogChecker:
             )
             self.set_aside(advance=True)
             return
-        body = dict(raw)
-        del body["hash"]
-        try:
-            canonical = canonical_json(body)
-        except TypeError as err:  # pragma: no cover - orjson reads only JSON types
-            self.add("malformed", str(err), self.expected, position)
-            self.set_aside(advance=True)
-            return
-        if chain_hash(prev_hash, canonical) != stored_hash:
-            self.add(
-                "tampered",
-                "the hash does not match the event's content: the event was altered",
-                self.expected,
-                position,
-            )
-            self.set_aside(advance=True)
-            return
-        if encode_record(canonical, stored_hash) != record:
-            self.add(
-                "tampered",
-                "the record's bytes are not the canonical form of its content: it was "
-                "rewritten (spacing, key order, escapes or line ending)",
-                seq,
-                position,
-            )
-            self.set_aside(advance=True)
+        end = len(record) - HASH_SUFFIX_LEN
+        if end > 0 and record[end:-66] == _HASH_KEY and record[-2:] == b'"}':
+            # The writer's layout: the bytes before ',"hash"' (and a closing
+            # brace) are exactly what the hash covers, so any changed byte
+            # changes the hash, with no need to serialize the event again.
+            covered = record[:end] + b"}"
+            if sha256(prev_hash.encode() + covered).hexdigest() != stored_hash:
+                self.tampered("the hash does not match the event's content", position)
+                return
+            if self.validate and canonical_json(_without_hash(raw)) != covered:
+                self.tampered("the record is not in canonical form", position)
+                return
+        else:
+            canonical = canonical_json(_without_hash(raw))
+            if chain_hash(prev_hash, canonical) != stored_hash:
+                self.tampered("the hash does not match the event's content", position)
+            else:
+                self.tampered(
+                    "the record's bytes are not the canonical form of its content: it was "
+                    "rewritten (spacing, key order, escapes or line ending)",
+                    position,
+                )
             return
         self.tail_damaged = False
         self.envelope(raw, seq, position)
@@ -420,37 +423,23 @@ class _LogChecker:
             except LogCorruptedError as err:
                 self.add("malformed", err.message, seq, position)
 
+    def tampered(self, what: str, position: int) -> None:
+        self.add("tampered", f"{what}: the event was altered", self.expected, position)
+        self.set_aside(advance=True)
+
     def envelope(self, raw: dict[str, Any], seq: int, position: int) -> None:
-        version = raw.get("schema_version")
         kind = raw.get("kind")
-        if not _is_int(version) or version < 1:
-            self.add("malformed", f"no valid schema_version ({version!r})", seq, position)
-        elif version > SCHEMA_VERSION:
-            self.add(
-                "unsupported",
-                f"written with schema version {version}; this qbb_events reads versions up to "
-                f"{SCHEMA_VERSION}: upgrade to one that reads version {version}",
-                seq,
-                position,
-            )
-        identity = (raw.get("quantum_id"), raw.get("attempt"))
-        if self.identity is None:
-            if not self.damaged and (kind != "quantum_started" or seq != 0):
-                self.add(
-                    "not_started",
-                    f"the log begins with {kind} seq {seq}, not quantum_started seq 0",
-                    seq,
-                    position,
-                )
-            if _is_uuid(identity[0]) and _is_int(identity[1]):
-                self.identity = (identity[0], identity[1])
-            else:
-                self.add("malformed", "quantum_id is not a UUID or attempt not an int", seq, None)
-        elif identity != self.identity:
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            self.version(version, seq, position)
+        identity = self.identity
+        if identity is None:
+            self.first(raw, kind, seq, position)
+        elif raw.get("quantum_id") != identity[0] or raw.get("attempt") != identity[1]:
             self.add(
                 "spliced",
-                f"event of quantum {identity[0]} attempt {identity[1]} in the log of quantum "
-                f"{self.identity[0]} attempt {self.identity[1]}: logs were spliced",
+                f"event of quantum {raw.get('quantum_id')} attempt {raw.get('attempt')} in the "
+                f"log of quantum {identity[0]} attempt {identity[1]}: logs were spliced",
                 seq,
                 position,
             )
@@ -462,24 +451,51 @@ class _LogChecker:
                 position,
             )
         ts = raw.get("timestamp_ns")
-        if not _is_int(ts):
+        if type(ts) is not int:
             self.add("malformed", "timestamp_ns is not an integer", seq, position)
-        elif seq <= self.max_seq:
-            pass  # an event out of order is reported as such, not for its time
-        elif ts < self.last_ts:
-            self.add(
-                "time_reversed",
-                f"timestamp {ts} is earlier than the previous event's {self.last_ts}",
-                seq,
-                position,
-            )
-        else:
-            self.last_ts = ts
-        self.datasets(raw, kind, seq, position)
+        elif seq > self.max_seq:
+            # An event out of order is reported as such, not for its time.
+            if ts < self.last_ts:
+                self.add(
+                    "time_reversed",
+                    f"timestamp {ts} is earlier than the previous event's {self.last_ts}",
+                    seq,
+                    position,
+                )
+            else:
+                self.last_ts = ts
+        if kind in _WITH_DATASETS:
+            self.datasets(raw, kind, seq, position)
         if kind == "quantum_finished" and self.sealed_at is None:
             self.sealed_at = seq
             status = raw.get("status")
             self.status = status if isinstance(status, str) else "unknown"
+
+    def version(self, version: object, seq: int, position: int) -> None:
+        if not _is_int(version) or version < 1:
+            self.add("malformed", f"no valid schema_version ({version!r})", seq, position)
+        elif version > SCHEMA_VERSION:
+            self.add(
+                "unsupported",
+                f"written with schema version {version}; this qbb_events reads versions up to "
+                f"{SCHEMA_VERSION}: upgrade to one that reads version {version}",
+                seq,
+                position,
+            )
+
+    def first(self, raw: dict[str, Any], kind: object, seq: int, position: int) -> None:
+        if not self.damaged and (kind != "quantum_started" or seq != 0):
+            self.add(
+                "not_started",
+                f"the log begins with {kind} seq {seq}, not quantum_started seq 0",
+                seq,
+                position,
+            )
+        quantum_id, attempt = raw.get("quantum_id"), raw.get("attempt")
+        if _is_uuid(quantum_id) and _is_int(attempt):
+            self.identity = (quantum_id, attempt)
+        else:
+            self.add("malformed", "quantum_id is not a UUID or attempt not an int", seq, None)
 
     def datasets(self, raw: dict[str, Any], kind: object, seq: int, position: int) -> None:
         if kind == "quantum_started":
@@ -578,6 +594,12 @@ class _LogChecker:
             )
 
 
+def _without_hash(raw: dict[str, Any]) -> dict[str, Any]:
+    body = dict(raw)
+    del body["hash"]
+    return body
+
+
 def _runs(values: list[int]) -> Iterator[tuple[int, int]]:
     start = prev = None
     for value in values:
@@ -602,7 +624,3 @@ def _is_uuid(value: object) -> TypeIs[str]:
         return str(uuid.UUID(value)) == value
     except ValueError:
         return False
-
-
-def _is_hash(value: object) -> TypeIs[str]:
-    return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value.encode())
