@@ -699,23 +699,63 @@ def test_every_event_syncs_each_append(tmp_path: Path, started: Started, fake: F
     assert verify_logs(tmp_path / "q.jsonl").ok
 
 
-def test_group_syncs_a_full_group_inline(tmp_path: Path, started: Started, fake: FakeOs) -> None:
-    # A delay far longer than the test: only a full group syncs.
+def test_group_syncs_a_full_group_at_once_in_the_background(
+    tmp_path: Path, started: Started, fake: FakeOs
+) -> None:
+    # A delay far longer than the test: only a full group makes a sync start.
     log = new_log(tmp_path / "q.jsonl", started, SyncPolicy.group(3, 60_000))
     assert fake.syncs == 0
     log.append("input_marked_unused", unused(0))
+    time.sleep(0.05)
     assert fake.syncs == 0
     log.append("input_marked_unused", unused(1))  # the third pending event
-    assert fake.syncs == 1
-    assert fake.sync_threads == [threading.current_thread().name]
+    wait_for(lambda: fake.syncs_done == 1)
+    # The writer did not wait for the disk: the group-commit thread synced.
+    assert fake.sync_threads == [thread_name(log)]
     for k in range(2, 4):
         log.append("input_marked_unused", unused(k))
+    time.sleep(0.05)
     assert fake.syncs == 1
     log.append("input_marked_unused", unused(4))
-    assert fake.syncs == 2
+    wait_for(lambda: fake.syncs_done == 2)
     log.close()
     assert fake.syncs == 3
     assert_whole_unsealed(tmp_path / "q.jsonl", 6)
+
+
+def test_group_holds_the_writer_back_at_two_full_groups(
+    tmp_path: Path, started: Started, fake: FakeOs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the disk is slow to sync, at most two groups are ever unsynced."""
+    gate, entered = threading.Event(), threading.Event()
+    real_sync = fake.fdatasync
+    order: list[str] = []
+
+    def slow_in_background(fd: int) -> None:
+        order.append(threading.current_thread().name)
+        if threading.current_thread() is not threading.main_thread():
+            entered.set()
+            gate.wait(10)
+        real_sync(fd)
+
+    monkeypatch.setattr(fake, "fdatasync", slow_in_background)
+    log = new_log(tmp_path / "q.jsonl", started, SyncPolicy.group(3, 60_000))
+    try:
+        for k in range(2):
+            log.append("input_marked_unused", unused(k))  # 3 pending: the thread syncs
+        assert entered.wait(2)
+        for k in range(2, 8):
+            log.append("input_marked_unused", unused(k))
+        # The thread's sync is stuck; six more pending events made the writer sync itself.
+        assert order == [thread_name(log), threading.main_thread().name]
+    finally:
+        gate.set()
+        log.close()
+    assert_whole_unsealed(tmp_path / "q.jsonl", 9)
+
+
+def thread_name(log: JsonLinesEventLog) -> str:
+    return f"qbb-sync:{log.path.name}"
 
 
 def test_group_syncs_an_idle_writer_within_the_delay(
@@ -1002,8 +1042,10 @@ def test_group_a_failed_inline_sync_is_raised_by_the_next_call(
     log = new_log(path, started, SyncPolicy.group(3, 60_000))
     log.append("input_marked_unused", unused(0))
     fake.sync_error = code
-    # The third pending event fills the group: synced inline, and the sync fails.
+    # The third pending event fills the group: the thread syncs it, and the sync fails.
     assert log.append("input_marked_unused", unused(1)) == 2
+    wait_for(lambda: fake.syncs_done >= 1)
+    time.sleep(0.05)  # for the thread to keep its error
     assert fake.syncs == 1
     fake.sync_error = None
     written = log.events
@@ -1030,8 +1072,8 @@ def test_group_after_a_failed_inline_sync_the_file_is_whole_and_resumes(
     log.append("input_marked_unused", unused(0))
     acknowledged = log.events
     fake.sync_error = code
-    with contextlib.suppress(LogWriteError):
-        log.append("input_marked_unused", unused(1))  # fills the group: synced inline
+    log.append("input_marked_unused", unused(1))  # fills the group: the thread syncs
+    wait_for(lambda: fake.syncs_done >= 1)
     fake.sync_error = None
     with pytest.raises(LogWriteError) as info:
         log.append("input_marked_unused", unused(2))
@@ -1065,6 +1107,7 @@ def test_group_a_failed_inline_sync_keeps_the_log_consistent(
     fake.sync_error = errno.EIO
     with contextlib.suppress(LogWriteError):
         log.append("input_marked_unused", unused(1))
+    wait_for(lambda: fake.syncs_done >= 1)
     fake.sync_error = None
     assert len(log) == len(log.events)
     assert log.last_hash == log.events[-1].hash
@@ -1121,7 +1164,7 @@ def test_a_failed_sync_at_the_seal_is_raised_by_close(
     """``quantum_finished`` is in the file when its sync fails: the append stands.
 
     With ``group:3``, quantum_finished is the third pending event, so the
-    group is synced inline by the seal's own append.
+    group is full as the seal's own append syncs it.
     """
     path = tmp_path / "q.jsonl"
     log = new_log(path, started, SyncPolicy.parse(policy))

@@ -9,6 +9,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from ..errors import LogInUseError, LogSealedError
 from ..events import (
     GENESIS_HASH,
@@ -24,6 +26,10 @@ from .stored import encode_record
 __all__ = ["EventLog"]
 
 _Entry = tuple[int, int, str, dict[str, Any]]
+# What a log keeps of each event: its payload, or, for a store that wrote the
+# event's record already, those bytes (the garbage collector never scans
+# bytes, which matters for a log holding millions of events).
+_Kept = tuple[int, int, str, "dict[str, Any] | bytes"]
 
 
 class EventLog(ABC):
@@ -47,7 +53,7 @@ class EventLog(ABC):
     def __init__(self) -> None:
         self._quantum_id: uuid.UUID | None = None
         self._attempt = 0
-        self._entries: list[_Entry] = []
+        self._entries: list[_Kept] = []
         self._hashes: list[str] = []
         self._events: list[Event] = []
         self._last_ts = 0
@@ -129,8 +135,8 @@ class EventLog(ABC):
                 ts = self._last_ts
             self._last_ts = ts
             entry = (seq, ts, kind, payload)
-            self._store(entry)
-            self._entries.append(entry)
+            record = self._store(entry)
+            self._entries.append(entry if record is None else (seq, ts, kind, record))
             if kind == "quantum_finished":
                 self._sealed = True
                 self._on_seal()
@@ -144,7 +150,11 @@ class EventLog(ABC):
             if len(built) < len(self._entries):
                 self._hash_through(len(self._entries))
                 for index in range(len(built), len(self._entries)):
-                    body = self._body(self._entries[index], self._prev_hash(index))
+                    entry = self._entries[index]
+                    if isinstance(entry[3], bytes):
+                        built.append(parse_event(orjson.loads(entry[3])))
+                        continue
+                    body = self._body(entry, self._prev_hash(index))
                     body["hash"] = self._hashes[index]
                     built.append(parse_event(body))
             return tuple(built)
@@ -159,8 +169,9 @@ class EventLog(ABC):
     def close(self) -> None:  # noqa: B027 - a store with nothing to release keeps this.
         """Release the log's resources; the events stay readable."""
 
-    def _body(self, entry: _Entry, prev_hash: str) -> dict[str, Any]:
+    def _body(self, entry: _Kept, prev_hash: str) -> dict[str, Any]:
         seq, ts, kind, payload = entry
+        assert isinstance(payload, dict), "a store that keeps records hashes them eagerly"
         return {
             "schema_version": SCHEMA_VERSION,
             "quantum_id": self._quantum_id,
@@ -216,8 +227,12 @@ class EventLog(ABC):
         self._sealed = events[-1].kind == "quantum_finished"
 
     @abstractmethod
-    def _store(self, entry: _Entry) -> None:
-        """Persist one entry before it joins the log; raise to refuse it."""
+    def _store(self, entry: _Entry) -> bytes | None:
+        """Persist one entry before it joins the log; raise to refuse it.
+
+        A store that encoded the entry (and appended its hash) returns the
+        record, which the log then keeps instead of the payload.
+        """
 
     def _on_seal(self) -> None:  # noqa: B027 - optional hook.
         """Run once ``quantum_finished`` was stored."""

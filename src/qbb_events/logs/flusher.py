@@ -40,15 +40,24 @@ class GroupFlusher:
     def arm(self) -> None:
         """Start the clock for the first pending event, unless it already runs."""
         with self._cond:
-            if self._deadline is not None or self._stopped:
-                return
-            self._deadline = time.monotonic() + self._delay_s
-            if self._thread is None:
-                # Started on first use: a log that syncs inline never pays for a thread.
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify()
+            if self._deadline is None and not self._stopped:
+                self._wake(time.monotonic() + self._delay_s)
+
+    def kick(self) -> None:
+        """Sync as soon as the thread can: a group is full."""
+        with self._cond:
+            if not self._stopped:
+                self._wake(time.monotonic())
+
+    def _wake(self, deadline: float) -> None:
+        # The caller holds the condition's lock.
+        self._deadline = deadline
+        if self._thread is None:
+            # Started on first use: a log that syncs inline never pays for a thread.
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        else:
+            self._cond.notify()
 
     def disarm(self) -> None:
         """Forget the clock: the writer synced everything itself."""

@@ -180,7 +180,7 @@ class JsonLinesEventLog(EventLog):
         """How many bytes of a torn tail ``resume`` cut off (`int`)."""
         return self._cut
 
-    def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
+    def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
         if self._fd is None:
             raise LogClosedError(f"The log {self._path} is closed; cannot append.")
         if self._failure is not None:
@@ -207,13 +207,21 @@ class JsonLinesEventLog(EventLog):
         self._hashes.append(digest)
         if self._flusher is not None:
             self._pending += 1
-            if self._pending >= self._policy.max_events:
-                # This event is in the file and joins the log whatever the
-                # sync does; a failure is raised by the next append or close().
+            pending, group = self._pending, self._policy.max_events
+            if pending == group:
+                # A full group is synced by the flusher thread while this
+                # writer goes on; fdatasync releases the GIL.
+                self._flusher.kick()
+            elif pending >= 2 * group:
+                # The disk cannot keep up: hold the writer back, so no more
+                # than two groups are ever unsynced. This event is in the
+                # file whatever the sync does; a failure is raised by the
+                # next append or close().
                 with contextlib.suppress(LogWriteError):
                     self._sync_pending()
-            elif self._pending == 1:
+            elif pending == 1:
                 self._flusher.arm()
+        return record
 
     def _sync_pending(self) -> None:
         """Sync the pending group; the caller holds the lock and owns the fd."""

@@ -19,4 +19,4 @@ class InMemoryEventLog(EventLog):
     """
 
     def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
-        """Keep the entry: memory is the store."""
+        """Keep the entry: memory is the store, and hashing waits for `events`."""

@@ -1032,7 +1032,7 @@ class SqliteEventLog(EventLog):
         self._restore(events)
         self._key = str(self._quantum_id)
 
-    def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
+    def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
         if self._closed:
             raise LogClosedError(
                 f"The log of quantum {self._quantum_id} in {self._db.path} is closed; "
@@ -1042,8 +1042,7 @@ class SqliteEventLog(EventLog):
             raise _again(self._failure)
         seq, ts, kind, _ = entry
         if seq == 0:
-            self._claim_with(entry)
-            return
+            return self._claim_with(entry)
         record, digest = self._encode(entry)
         pending = self._pending
         pending.append((self._key, self._attempt, seq, kind, ts, digest, record))
@@ -1052,8 +1051,9 @@ class SqliteEventLog(EventLog):
             self._commit_pending(triggered=True)
         elif len(pending) == 1 and self._flusher is not None:
             self._flusher.arm()
+        return record
 
-    def _claim_with(self, entry: tuple[int, int, str, dict[str, Any]]) -> None:
+    def _claim_with(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
         if self._quantum_id is None:
             raise InvalidDefinitionError(
                 "Bind the log to a quantum attempt (EventLog.bind) before its first event."
@@ -1063,6 +1063,7 @@ class SqliteEventLog(EventLog):
         seq, ts, kind, _ = entry
         self._db._claim((self._key, self._attempt, seq, kind, ts, digest, record))
         self._hashes.append(digest)
+        return record
 
     def _commit_pending(self, *, triggered: bool) -> None:
         """Commit the pending rows; the caller holds the lock.

@@ -30,9 +30,12 @@ class SyncPolicy:
         ``every_event``: each append returns only once its event is on
         stable storage; nothing acknowledged is ever lost, at the price of one
         ``fdatasync`` (or SQLite commit) per event.
-        ``group`` (the default): events are synced in groups, once
-        ``max_events`` are pending or ``max_delay_ms`` after the first pending
-        event, whichever comes first; a power loss loses at most that window.
+        ``group`` (the default): events are synced in groups, by a background
+        thread, once ``max_events`` are pending or ``max_delay_ms`` after the
+        first pending event, whichever comes first; the writer waits for the
+        disk only when ``2 * max_events`` are pending, so a power loss loses
+        fewer than ``2 * max_events`` events, and none older than about
+        ``max_delay_ms``.
         ``on_close``: synced only when the log is sealed or closed.
         Under every mode, ``quantum_finished`` and ``close()`` always sync.
     max_events : `int`, optional
