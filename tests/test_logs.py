@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflows import DIMS, RUN, body_of, run_workflow, stored_line
+from workflows import DIMS, RUN, body_of, lines_of, rehash, run_workflow, stored_line, write_lines
 
 from qbb_events import (
     DatasetRef,
@@ -49,27 +49,6 @@ def logged(tmp_path: Path) -> tuple[Path, QuantumBackedButler]:
     """A finished butler and the JSON Lines file holding its events."""
     path = tmp_path / "logs" / "quantum.jsonl"
     return path, run_workflow(tmp_path / "repo", path)
-
-
-def lines_of(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    assert data.endswith(b"\n")
-    return data.split(b"\n")[:-1]
-
-
-def write_lines(path: Path, lines: list[bytes]) -> Path:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    return path
-
-
-def rehash(data: dict[str, Any]) -> bytes:
-    """Return the record of an event dict whose ``hash`` was recomputed for its content.
-
-    Laid out as the writer lays records out (``hash`` last), as a careful forger would.
-    """
-    body = {k: v for k, v in data.items() if k != "hash"}
-    canonical = canonical_json(body)
-    return canonical[:-1] + b',"hash":"%s"}' % chain_hash(body["prev_hash"], canonical).encode()
 
 
 def assert_corrupt(path: Path, *, line: int, seq: int | None = None) -> LogCorruptedError:

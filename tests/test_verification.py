@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import Scenario, scenarios
 from test_properties import run_scenario
-from workflows import run_workflow, stored_line
+from workflows import lines_of, rehash, run_workflow, stored_line, write_lines
 
 from qbb_events import (
     GENESIS_HASH,
@@ -40,7 +40,6 @@ from qbb_events import (
     QuantumBackedButler,
     VerificationReport,
     canonical_json,
-    chain_hash,
     read_log,
     run_digest,
     stored_logs,
@@ -83,29 +82,6 @@ def logged(tmp_path: Path) -> tuple[Path, QuantumBackedButler]:
     butler = run_workflow(tmp_path / "repo", path)
     assert [e.kind for e in butler.events] == KINDS
     return path, butler
-
-
-def lines_of(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    assert data.endswith(b"\n")
-    return data.split(b"\n")[:-1]
-
-
-def write_lines(path: Path, lines: list[bytes]) -> Path:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    return path
-
-
-def rehash(data: dict[str, Any]) -> bytes:
-    """Return the record of an event dict whose ``hash`` was recomputed for its content.
-
-    The record is laid out as the writer lays it out: the canonical JSON of
-    the body, with ``hash`` appended as its last member.
-    """
-    body = {k: v for k, v in data.items() if k != "hash"}
-    canonical = canonical_json(body)
-    digest = chain_hash(body["prev_hash"], canonical)
-    return canonical[:-1] + b',"hash":"%s"}' % digest.encode()
 
 
 def rechain(lines: list[bytes], start: int, edit: Any = None) -> list[bytes]:

@@ -18,6 +18,7 @@ from qbb_events import (
     Quantum,
     QuantumBackedButler,
     canonical_json,
+    chain_hash,
 )
 
 RUN = "events/run"
@@ -81,3 +82,26 @@ def body_of(event: Any) -> dict[str, Any]:
 def stored_line(event: Any) -> bytes:
     """The JSON Lines form of an event: its canonical body with ``hash`` appended last."""
     return canonical_json(body_of(event))[:-1] + b',"hash":"%s"}' % event.hash.encode()
+
+
+def lines_of(path: Path) -> list[bytes]:
+    """The records of a log file, without their newlines."""
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    return data.split(b"\n")[:-1]
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    """Write records as a log file, one per line."""
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def rehash(data: dict[str, Any]) -> bytes:
+    """Return the record of an event dict whose ``hash`` was recomputed for its content.
+
+    Laid out as the writer lays records out (``hash`` last), as a careful forger would.
+    """
+    body = {k: v for k, v in data.items() if k != "hash"}
+    canonical = canonical_json(body)
+    return canonical[:-1] + b',"hash":"%s"}' % chain_hash(body["prev_hash"], canonical).encode()
