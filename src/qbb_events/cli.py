@@ -140,7 +140,8 @@ def verify(
 ) -> None:
     """Verify logs (files, directories, SQLite stores): hash chains, order, sealing.
 
-    Exits 0 when every log is sound (and the digest matches), 1 otherwise.
+    Exits 0 when every log is sound (and the digest matches), 1 when a log has a
+    problem or no log was found.
     """
     try:
         report = verify_logs(list(sources), expected_digest=expected, validate=validate)
@@ -150,6 +151,10 @@ def verify(
         click.echo(report.model_dump_json(indent=2))
     else:
         _print_report(Console(), report, verbose=verbose)
+    if not report.logs:
+        # A check pointed at the wrong place must not pass.
+        click.echo(f"Error: no logs found in {', '.join(map(str, sources))}", err=True)
+        sys.exit(1)
     if not report.ok:
         sys.exit(1)
 

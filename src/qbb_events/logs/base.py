@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -24,6 +26,20 @@ from ..events import (
 from .stored import encode_record
 
 __all__ = ["EventLog"]
+
+# Every log of this process, so a forked child can be told that the logs it
+# inherited are its parent's: a file lock is shared across fork, so without
+# this both processes could append to one log.
+_LIVE: weakref.WeakSet[EventLog] = weakref.WeakSet()
+
+
+def _disown_inherited_logs() -> None:
+    for log in list(_LIVE):
+        log._forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_inherited_logs)
 
 _Entry = tuple[int, int, str, dict[str, Any]]
 # What a log keeps of each event: its payload, or, for a store that wrote the
@@ -58,7 +74,9 @@ class EventLog(ABC):
         self._events: list[Event] = []
         self._last_ts = 0
         self._sealed = False
+        self._forked = False
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     @property
     def quantum_id(self) -> uuid.UUID | None:
@@ -121,8 +139,16 @@ class EventLog(ABC):
         ------
         LogSealedError
             If ``quantum_finished`` was already appended.
+        LogInUseError
+            If the log was inherited from the parent of a forked process.
         """
         with self._lock:
+            if self._forked:
+                raise LogInUseError(
+                    f"This log of quantum {self._quantum_id} belongs to the process that "
+                    f"opened it, not to this forked child (pid {os.getpid()}): open a new "
+                    "log in the child."
+                )
             if self._sealed:
                 raise LogSealedError(
                     f"The log of quantum {self._quantum_id} is sealed by quantum_finished; "
@@ -158,6 +184,28 @@ class EventLog(ABC):
                     body["hash"] = self._hashes[index]
                     built.append(parse_event(body))
             return tuple(built)
+
+    def records(self) -> Iterator[bytes]:
+        """Yield each event's stored record, as a durable store holds it.
+
+        Yields
+        ------
+        record : `bytes`
+            The canonical JSON of the event with its ``hash`` last (see
+            ``docs/event-log.md``). Events restored from a store are yielded
+            as stored, whatever their schema version.
+        """
+        with self._lock:
+            self._hash_through(len(self._entries))
+            kept = list(self._entries)
+            hashes = list(self._hashes)
+        for index, entry in enumerate(kept):
+            payload = entry[3]
+            if isinstance(payload, bytes):
+                yield payload
+            else:
+                body = self._body(entry, hashes[index - 1] if index else GENESIS_HASH)
+                yield encode_record(canonical_json(body), hashes[index])
 
     @property
     def last_hash(self) -> str:
@@ -204,7 +252,7 @@ class EventLog(ABC):
         digest = chain_hash(prev, canonical)
         return encode_record(canonical, digest), digest
 
-    def _restore(self, events: Sequence[Event]) -> None:
+    def _restore(self, events: Sequence[Event], records: Sequence[bytes]) -> None:
         """Take over the events a store already holds, to append after them.
 
         The events must have passed the store's checks (a whole, unbroken
@@ -218,9 +266,11 @@ class EventLog(ABC):
         first = events[0]
         self._quantum_id = first.quantum_id
         self._attempt = first.attempt
-        # The payload of a restored entry is never serialized again: its
-        # event and hash are already known.
-        self._entries = [(e.seq, e.timestamp_ns, e.kind, {}) for e in events]
+        # A restored entry is never serialized again: its event, hash and
+        # (when the store gave them) stored bytes are already known.
+        self._entries = [
+            (e.seq, e.timestamp_ns, e.kind, r) for e, r in zip(events, records, strict=True)
+        ]
         self._hashes = [e.hash for e in events]
         self._events = list(events)
         self._last_ts = max(e.timestamp_ns for e in events)

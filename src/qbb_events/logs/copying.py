@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..errors import LogConflictError, LogExistsError, LogWriteError
+from .jsonl import sync_directory
 from .sources import LOG_SUFFIX, LogSource, file_log, is_sqlite_file, stored_logs
 from .stored import StoredLog
 from .verification import LogVerification, verify_stored_logs
@@ -120,33 +122,46 @@ def copy_logs(
 
     store: SqliteEventStore | None = None
     directory: Path | None = None
+    held: dict[tuple[uuid.UUID, int], Path] = {}
     owned = False
     if isinstance(destination, SqliteEventStore):
         store = destination
     else:
         path = Path(destination)
-        if is_sqlite_file(path) or (not path.exists() and path.suffix in _SQLITE_SUFFIXES):
+        new_store = path.suffix in _SQLITE_SUFFIXES and (
+            not path.exists() or (path.is_file() and path.stat().st_size == 0)
+        )
+        if is_sqlite_file(path) or new_store:
             store, owned = SqliteEventStore(path), True
         else:
             directory = path
+            held = _logs_in_directory(directory)
     copied: list[LogVerification] = []
     refused: list[LogVerification] = []
     added = present = 0
     try:
         for log in stored_logs(source):
             verdict = verify_stored_logs([log]).logs[0]
+            if verdict.events == 0 and not verdict.problems:
+                continue  # an empty log: nothing to copy
             if not all(p.kind in _PREFIX_PROBLEMS for p in verdict.problems) or (
                 verdict.quantum_id is None or verdict.attempt is None
             ):
                 refused.append(verdict)
                 continue
+            # Only what was verified is copied, even if a live writer has
+            # appended more since.
+            records = itertools.islice(_whole_records(log), verdict.events)
             if store is not None:
-                new = store.append_records(_whole_records(log))
+                new = store.append_records(records)
                 copy = _only_log(store, verdict)
             else:
                 assert directory is not None
-                target = directory / log_file_name(verdict.quantum_id, verdict.attempt)
-                new = _append_to_file(target, log)
+                key = (verdict.quantum_id, verdict.attempt)
+                # A log already there under another name (its writer's, or
+                # the source itself) is continued, never stored twice.
+                target = held.setdefault(key, directory / log_file_name(*key))
+                new = _append_to_file(target, records, log.location)
                 copy = file_log(target)
             check = verify_stored_logs([copy]).logs[0]
             if check.final_hash != verdict.final_hash or check.events != verdict.events:
@@ -172,15 +187,31 @@ def _whole_records(log: StoredLog) -> Iterator[bytes]:
             yield record
         elif record.strip():
             # A torn last record is never copied: only whole events are.
-            try:
-                orjson.loads(record)
-            except orjson.JSONDecodeError:
+            if not _is_json(record):
                 return
             yield record
 
 
-def _append_to_file(target: Path, log: StoredLog) -> int:
-    """Make ``target`` hold ``log``'s whole records; return how many were added."""
+def _logs_in_directory(directory: Path) -> dict[tuple[uuid.UUID, int], Path]:
+    """Index the logs a directory already holds by quantum attempt (from their first record)."""
+    held: dict[tuple[uuid.UUID, int], Path] = {}
+    if not directory.is_dir():
+        return held
+    for log in stored_logs(directory):
+        for _, record, _ in log:
+            try:
+                first = orjson.loads(record)
+                key = (uuid.UUID(first["quantum_id"]), int(first["attempt"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                break  # not a log this copy could continue: left alone
+            held.setdefault(key, Path(log.location))
+            break
+    return held
+
+
+def _append_to_file(target: Path, records: Iterator[bytes], source: str) -> int:
+    """Make ``target`` hold ``records``; return how many were added."""
+    created = not target.exists()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -191,22 +222,25 @@ def _append_to_file(target: Path, log: StoredLog) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LogExistsError(f"{target} is in use by another log writer.") from None
-        records = _whole_records(log)
         offset = 0
+        needs_newline = False
         for position, held, complete in file_log(target):
-            if not complete:
+            if not complete and not _is_json(held):
                 break  # a torn tail of an earlier, killed copy: cut below
             wanted = next(records, None)
             if wanted is None or held != wanted:
                 raise LogConflictError(
                     f"{target} line {position} differs from the source log "
-                    f"{log.location}: the destination holds another history"
+                    f"{source}: the destination holds another history"
                 )
-            offset += len(held) + 1
+            offset += len(held) + complete
+            needs_newline = not complete
         added = 0
         try:
             if offset < os.fstat(fd).st_size:
                 os.ftruncate(fd, offset)
+            if needs_newline:
+                os.write(fd, b"\n")
             batch: list[bytes] = []
             for record in records:
                 batch.append(record + b"\n")
@@ -215,11 +249,21 @@ def _append_to_file(target: Path, log: StoredLog) -> int:
                     batch.clear()
             added += _write_all(fd, b"".join(batch), len(batch))
             os.fsync(fd)
+            if created:
+                sync_directory(target.parent)
         except OSError as err:
             raise LogWriteError(err.errno, f"Copying into {target} failed: {err.strerror}") from err
         return added
     finally:
         os.close(fd)
+
+
+def _is_json(record: bytes) -> bool:
+    try:
+        orjson.loads(record)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _write_all(fd: int, data: bytes, count: int) -> int:

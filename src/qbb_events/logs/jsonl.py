@@ -120,11 +120,16 @@ class JsonLinesEventLog(EventLog):
             raise LogWriteError(err.errno, f"Cannot create the log's directory: {err}") from err
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         try:
-            fd = os.open(self._path, flags | os.O_EXCL, 0o644)
-            created = True
-        except FileExistsError:
-            fd = os.open(self._path, flags, 0o644)
-            created = False
+            try:
+                fd = os.open(self._path, flags | os.O_EXCL, 0o644)
+                created = True
+            except FileExistsError:
+                fd = os.open(self._path, flags, 0o644)
+                created = False
+        except OSError as err:
+            raise LogWriteError(
+                err.errno, f"Cannot open the log: {err.strerror}", str(self._path)
+            ) from err
         # An exclusive lock, then the emptiness check: two processes can never
         # both take the same file, even an empty one.
         try:
@@ -136,7 +141,7 @@ class JsonLinesEventLog(EventLog):
             # The new name must survive a power loss too, or a synced log
             # could vanish with its directory entry.
             try:
-                _sync_directory(self._path.parent)
+                sync_directory(self._path.parent)
             except OSError as err:
                 os.close(fd)
                 raise LogWriteError(err.errno, f"Cannot sync {self._path.parent}: {err}") from err
@@ -163,7 +168,7 @@ class JsonLinesEventLog(EventLog):
             raise LogWriteError(err.errno, f"Cannot repair the log's tail: {err}") from err
         self._cut = size - scan.end
         self._size = scan.end + scan.needs_newline
-        self._restore(scan.events)
+        self._restore(scan.events, scan.records)
 
     @property
     def path(self) -> Path:
@@ -291,7 +296,8 @@ class JsonLinesEventLog(EventLog):
         return f"JsonLinesEventLog({str(self._path)!r}, events={len(self)})"
 
 
-def _sync_directory(path: Path) -> None:
+def sync_directory(path: Path) -> None:
+    """Sync a directory, so the names of files just created in it survive a power loss."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

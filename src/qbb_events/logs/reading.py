@@ -93,8 +93,10 @@ class _Torn:
         self.message = message
 
 
-def _checked_lines(path: str | os.PathLike[str]) -> Iterator[tuple[Event, int] | _Torn]:
-    """Yield each checked event with the file offset just past its line.
+def _checked_lines(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[Event, int, bytes] | _Torn]:
+    """Yield each checked event, the file offset just past its line, and its record.
 
     A torn last line ends the stream with a `_Torn` instead of an event.
     """
@@ -126,7 +128,7 @@ def _checked_lines(path: str | os.PathLike[str]) -> Iterator[tuple[Event, int] |
             if not isinstance(raw, dict):
                 raise LogCorruptedError("an event must be a JSON object", line=number)
             record = line[:-1] if line.endswith(b"\n") else line
-            yield checker.check(raw, number, record), offset
+            yield checker.check(raw, number, record), offset, record
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,8 @@ class LogScan:
     ----------
     events : `list` [`Event`]
         The whole events, checked.
+    records : `list` [`bytes`]
+        Their records, as stored.
     end : `int`
         File offset just past the last whole event's line: what a torn tail
         or trailing blank lines would be cut back to.
@@ -145,6 +149,7 @@ class LogScan:
     """
 
     events: list[Event]
+    records: list[bytes]
     end: int
     needs_newline: bool
 
@@ -168,18 +173,20 @@ def scan_log(path: str | os.PathLike[str]) -> LogScan:
         As `read_log`: only a torn last line is not corruption.
     """
     events: list[Event] = []
+    records: list[bytes] = []
     end = 0
     needs_newline = False
     for item in _checked_lines(path):
         if isinstance(item, _Torn):
             break
-        event, end = item
+        event, end, record = item
         events.append(event)
+        records.append(record)
     if events:
         with open(path, "rb") as stream:
             stream.seek(end - 1)
             needs_newline = stream.read(1) != b"\n"
-    return LogScan(events, end, needs_newline)
+    return LogScan(events, records, end, needs_newline)
 
 
 class _ChainChecker:

@@ -6,11 +6,11 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, cast, runtime_checkable
 
-from ..events import canonical_json, event_body
+from ..errors import QbbEventsError
 from .base import EventLog
-from .stored import StoredLog, encode_record
+from .stored import StoredLog
 from .verification import VerificationReport, verify_stored_logs
 
 __all__ = [
@@ -91,11 +91,9 @@ def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
 
 
 def _live_log(log: EventLog) -> StoredLog:
-    events = log.events
-
     def records() -> Iterator[tuple[int, bytes, bool]]:
-        for position, event in enumerate(events, start=1):
-            yield position, encode_record(canonical_json(event_body(event)), event.hash), True
+        for position, record in enumerate(log.records(), start=1):
+            yield position, record, True
 
     return StoredLog(repr(log), records)
 
@@ -138,7 +136,7 @@ def stored_logs(source: LogSource) -> Iterator[StoredLog]:
         elif is_sqlite_file(path):
             from .sqlite import SqliteEventStore
 
-            with SqliteEventStore(path) as store:
+            with SqliteEventStore(path, readonly=True) as store:
                 yield from store.logs()
         else:
             yield file_log(path)
@@ -178,5 +176,34 @@ def verify_logs(
         If a path does not exist.
     """
     return verify_stored_logs(
-        stored_logs(source), expected_digest=expected_digest, validate=validate
+        _logs_or_failures(source), expected_digest=expected_digest, validate=validate
     )
+
+
+def _logs_or_failures(source: LogSource) -> Iterator[StoredLog]:
+    """Each log of each source; a source that cannot be listed becomes an unreadable log."""
+    items: list[LogSource] = (
+        [source] if _is_single(source) else list(cast("Iterable[LogSource]", source))
+    )
+    for item in items:
+        try:
+            yield from stored_logs(item)
+        except FileNotFoundError:
+            raise
+        except (QbbEventsError, OSError, LookupError) as err:
+            yield _unreadable(item, err)
+
+
+def _is_single(source: LogSource) -> bool:
+    return isinstance(source, str | os.PathLike | StoredLog | EventLog | LogStore)
+
+
+def _unreadable(item: object, err: Exception) -> StoredLog:
+    message = f"{type(err).__name__}: {err}"
+
+    def records() -> Iterator[tuple[int, bytes, bool]]:
+        raise OSError(f"the store cannot be read ({message})")
+        yield  # pragma: no cover - makes this a generator
+
+    location = os.fspath(item) if isinstance(item, str | os.PathLike) else repr(item)
+    return StoredLog(location, records)

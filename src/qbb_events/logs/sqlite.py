@@ -297,6 +297,7 @@ class SqliteEventStore:
         *,
         sync: SyncPolicy | None = None,
         busy_timeout_s: float = 60.0,
+        readonly: bool = False,
     ) -> None:
         if not busy_timeout_s > 0:
             raise ValueError(f"busy_timeout_s must be positive, not {busy_timeout_s!r}")
@@ -304,16 +305,24 @@ class SqliteEventStore:
         self._policy = sync if sync is not None else SyncPolicy()
         self._busy_timeout_s = float(busy_timeout_s)
         self._closed = False
+        self._readonly = readonly
         self._open_logs: weakref.WeakSet[SqliteEventLog] = weakref.WeakSet()
         self._open_lock = threading.Lock()
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise LogWriteError(
-                err.errno, f"Cannot create the store's directory: {err}", str(self._path)
-            ) from err
+        if readonly:
+            # Read-only: no tables, pragmas or journal-mode switch, so a file
+            # that is not a store (or an archive) is never changed by reading.
+            database = f"file:{self._path}?mode=ro"
+            url = sa.URL.create("sqlite", database=database, query={"uri": "true"})
+        else:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise LogWriteError(
+                    err.errno, f"Cannot create the store's directory: {err}", str(self._path)
+                ) from err
+            url = sa.URL.create("sqlite", database=str(self._path))
         self._engine = sa.create_engine(
-            sa.URL.create("sqlite", database=str(self._path)),
+            url,
             # The driver's timeout is SQLite's busy timeout, in effect from the
             # very first statement of each connection.
             connect_args={"timeout": self._busy_timeout_s},
@@ -324,7 +333,10 @@ class SqliteEventStore:
         sa.event.listen(self._engine, "connect", self._on_connect)
         sa.event.listen(self._engine, "begin", _on_begin)
         try:
-            self._transact(self._prepare, "opening the store")
+            if readonly:
+                self._transact(self._check_format, "opening the store", read=True)
+            else:
+                self._transact(self._prepare, "opening the store")
         except BaseException:
             self._engine.dispose()
             raise
@@ -337,6 +349,9 @@ class SqliteEventStore:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            if self._readonly:
+                cursor.execute("PRAGMA query_only = ON")
+                return
             # Only a new, empty file takes a page size. Large pages hold more
             # records each: inserts measured 15-40% faster than with 4 KiB.
             cursor.execute("PRAGMA page_size = 16384")
@@ -410,7 +425,18 @@ class SqliteEventStore:
         conn.execute(
             sqlite_insert(_meta).values(key="format", value=STORE_FORMAT).on_conflict_do_nothing()
         )
-        found = conn.execute(sa.select(_meta.c.value).where(_meta.c.key == "format")).scalar_one()
+        self._check_format(conn)
+
+    def _check_format(self, conn: Connection) -> None:
+        tables = set(sa.inspect(conn).get_table_names())
+        if not {"qbb_meta", "qbb_logs", "qbb_events"} <= tables:
+            raise LogCorruptedError(
+                f"{self._path} is an SQLite database but not a qbb_events event store "
+                f"(its tables: {', '.join(sorted(tables)) or 'none'})"
+            )
+        found = conn.execute(
+            sa.select(_meta.c.value).where(_meta.c.key == "format")
+        ).scalar_one_or_none()
         if found != STORE_FORMAT:
             raise SchemaVersionError(
                 f"{self._path} holds an event store of format {found!r}; this qbb_events "
@@ -453,7 +479,7 @@ class SqliteEventStore:
         >>> log = store.log()  # doctest: +SKIP
         >>> butler = QuantumBackedButler.initialize(root, quantum, log=log)  # doctest: +SKIP
         """
-        self._check_open()
+        self._check_open(writing=True)
         return SqliteEventLog(self, sync if sync is not None else self._policy)
 
     def resume(
@@ -492,9 +518,10 @@ class SqliteEventStore:
         committed event. If the first writer is still alive, whichever of the
         two commits second gets `LogConflictError`.
         """
-        events = self.read(quantum_id, attempt)
+        self._check_open(writing=True)
+        events, records = self._read(quantum_id, attempt)
         log = SqliteEventLog(self, sync if sync is not None else self._policy)
-        log._resume_from(events)
+        log._resume_from(events, records)
         return log
 
     def quanta(self) -> list[tuple[uuid.UUID, int]]:
@@ -505,17 +532,32 @@ class SqliteEventStore:
         keys : `list` [`tuple` [`uuid.UUID`, `int`]]
             ``(quantum_id, attempt)`` pairs, sorted.
         """
+        # Event rows whose claim row is gone are listed too, so that reading
+        # them reports the missing claim instead of skipping them unseen.
+        keys = sa.union(
+            sa.select(_logs.c.quantum_id, _logs.c.attempt),
+            sa.select(_events.c.quantum_id, _events.c.attempt).distinct(),
+        ).subquery()
         rows = self._transact(
             lambda conn: conn.execute(
-                sa.select(_logs.c.quantum_id, _logs.c.attempt).order_by(
-                    _logs.c.quantum_id, _logs.c.attempt
+                sa.select(keys.c.quantum_id, keys.c.attempt).order_by(
+                    keys.c.quantum_id, keys.c.attempt
                 )
             ).all(),
             "listing the logs",
             read=True,
         )
+        listed: list[tuple[uuid.UUID, int]] = []
+        for quantum_id, attempt in rows:
+            try:
+                listed.append((uuid.UUID(quantum_id), int(attempt)))
+            except (TypeError, ValueError, AttributeError):
+                raise LogCorruptedError(
+                    f"{self._path} lists quantum {quantum_id!r} attempt {attempt!r}, which is "
+                    "not a UUID and an attempt number: the table was edited"
+                ) from None
         # Hyphenated lower-case hex sorts as the UUIDs' integers do.
-        return [(uuid.UUID(quantum_id), attempt) for quantum_id, attempt in rows]
+        return listed
 
     def read(self, quantum_id: uuid.UUID, attempt: int) -> list[Event]:
         """Read one quantum attempt's log and check it whole.
@@ -544,10 +586,13 @@ class SqliteEventStore:
         SchemaVersionError, UnknownEventKindError
             For events this library cannot read.
         """
+        return self._read(quantum_id, attempt)[0]
+
+    def _read(self, quantum_id: uuid.UUID, attempt: int) -> tuple[list[Event], list[bytes]]:
         quantum_id = _as_uuid(quantum_id)
         key = str(quantum_id)
 
-        def work(conn: Connection) -> list[Event]:
+        def work(conn: Connection) -> tuple[list[Event], list[bytes]]:
             claim = self._claim_of(conn, key, attempt)
             if claim is None:
                 raise LookupError(
@@ -555,6 +600,7 @@ class SqliteEventStore:
                 )
             checker = _ChainChecker()
             events: list[Event] = []
+            records: list[bytes] = []
             position = 0
             for page in self._pages(conn, key, attempt):
                 for seq, kind, digest, record in page:
@@ -583,6 +629,7 @@ class SqliteEventStore:
                             seq=seq,
                         )
                     events.append(event)
+                    records.append(record)
             last_hash = events[-1].hash if events else GENESIS_HASH
             sealed = bool(events) and events[-1].kind == "quantum_finished"
             if claim != (len(events), last_hash, sealed):
@@ -592,7 +639,7 @@ class SqliteEventStore:
                     f"are stored: rows were removed, added or changed outside the store",
                     seq=len(events),
                 )
-            return events
+            return events, records
 
         # One read transaction: the claim row and the rows are one snapshot.
         return self._transact(work, f"reading quantum {quantum_id} attempt {attempt}", read=True)
@@ -622,6 +669,8 @@ class SqliteEventStore:
         def records() -> Iterator[tuple[int, bytes, bool]]:
             position = 0
             last_seq = -1
+            record = b""
+            quantum_key = b'"quantum_id":"%s"' % key.encode()
             while True:
                 # Each page in its own short read transaction: a slow reader
                 # must not hold a snapshot that stops WAL checkpoints.
@@ -630,12 +679,45 @@ class SqliteEventStore:
                     return self._page(conn, key, attempt, after)
 
                 page = self._transact(page_after, f"reading {label}", read=True)
-                for _, _, _, record in page:
+                for seq, _, _, record in page:
                     position += 1
-                    yield position, bytes(record), True
+                    # Sorted keys put "timestamp_ns" right after "seq", so the
+                    # key columns can be checked against the record cheaply.
+                    if (
+                        type(record) is not bytes
+                        or b'"seq":%d,' % seq not in record
+                        or quantum_key not in record
+                    ):
+                        raise LogCorruptedError(
+                            f"{label}: row {position} (seq column {seq}) does not match its "
+                            "record: the table was edited outside the store",
+                            line=position,
+                        )
+                    yield position, record, True
                 if len(page) < _PAGE_ROWS:
-                    return
+                    break
                 last_seq = page[-1][0]
+            claim = self._transact(
+                lambda conn: self._claim_of(conn, key, attempt), f"reading {label}", read=True
+            )
+            stored = _Claim(position, record[-66:-2].decode() if record else GENESIS_HASH, False)
+            sealed = b'"kind":"quantum_finished"' in record
+            if claim is None or (claim.events, claim.last_hash, claim.sealed) != (
+                stored.events,
+                stored.last_hash,
+                sealed,
+            ):
+                listed = (
+                    "no claim row"
+                    if claim is None
+                    else f"a claim row of {claim.events} events ending in {claim.last_hash} "
+                    f"(sealed: {claim.sealed})"
+                )
+                raise LogCorruptedError(
+                    f"{label}: the store holds {listed}, but {position} rows ending in "
+                    f"{stored.last_hash} (sealed: {sealed}): rows or the claim were removed, "
+                    "added or changed outside the store"
+                )
 
         return StoredLog(f"{self._path} {label}", records)
 
@@ -686,6 +768,7 @@ class SqliteEventStore:
         each quantum attempt's records of a batch go in one transaction. On an
         error, what was appended before it stays: a whole prefix of each log.
         """
+        self._check_open(writing=True)
         inserted = 0
         batch: dict[tuple[str, int], list[_Incoming]] = {}
         count = 0
@@ -744,9 +827,13 @@ class SqliteEventStore:
 
     # -- internals -----------------------------------------------------------
 
-    def _check_open(self) -> None:
+    def _check_open(self, *, writing: bool = False) -> None:
         if self._closed:
             raise LogClosedError(f"The event store {self._path} is closed.")
+        if writing and self._readonly:
+            raise LogWriteError(
+                errno.EROFS, "The event store was opened read-only.", str(self._path)
+            )
 
     def _opened(self, log: SqliteEventLog) -> None:
         with self._open_lock:
@@ -1028,8 +1115,8 @@ class SqliteEventLog(EventLog):
         with self._lock:
             return len(self._pending)
 
-    def _resume_from(self, events: Sequence[Event]) -> None:
-        self._restore(events)
+    def _resume_from(self, events: Sequence[Event], records: Sequence[bytes]) -> None:
+        self._restore(events, records)
         self._key = str(self._quantum_id)
 
     def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
