@@ -140,10 +140,16 @@ LAYERS = [
 ]
 
 
-def _imports(path: Path) -> list[tuple[str, bool]]:
-    """Package modules a source file imports, and whether only for type checking."""
+def _imports(path: Path, root: Path) -> list[tuple[str, bool]]:
+    """Package modules (layers) a source file imports, and whether only for type checking.
+
+    An import inside a subpackage (``from .sqlite import ...`` in ``logs/``)
+    stays within the file's own layer.
+    """
     import ast
 
+    parts = path.relative_to(root).parts
+    depth, layer = len(parts) - 1, parts[0].removesuffix(".py")
     tree = ast.parse(path.read_text())
     typing_nodes = {
         id(sub)
@@ -152,7 +158,10 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
         for sub in ast.walk(node)
     }
     return [
-        ((node.module or "").split(".")[0], id(node) in typing_nodes)
+        (
+            layer if node.level <= depth else (node.module or "").split(".")[0],
+            id(node) in typing_nodes,
+        )
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.level
     ]
@@ -167,8 +176,9 @@ def test_imports_flow_one_way() -> None:
         layer = path.relative_to(root).parts[0].removesuffix(".py")
         if layer == "__init__":
             continue
-        runtime = {m for m, typing_only in _imports(path) if m and not typing_only}
-        typing_only = {m for m, t in _imports(path) if m and t} - runtime
+        imports = _imports(path, root)
+        runtime = {m for m, typing_only in imports if m and not typing_only}
+        typing_only = {m for m, t in imports if m and t} - runtime - {layer}
         for module in runtime:
             if module in rank and module != layer:
                 assert rank[module] < rank[layer], f"{path.name} imports {module}"

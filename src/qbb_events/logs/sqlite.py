@@ -11,10 +11,8 @@ store format version.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import socket
 import threading
 import time
 import uuid
@@ -22,17 +20,15 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, NamedTuple, TypeVar, cast
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..errors import (
-    InvalidDefinitionError,
     LogClosedError,
     LogConflictError,
     LogCorruptedError,
@@ -40,212 +36,37 @@ from ..errors import (
     LogWriteError,
     SchemaVersionError,
 )
-from ..events import GENESIS_HASH, Event, chain_hash
-from .base import EventLog
-from .flusher import GroupFlusher
+from ..events import GENESIS_HASH, Event
 from .reading import _ChainChecker
-from .stored import StoredLog, hashed_part
+from .sqlite_log import SqliteEventLog
+from .sqlite_schema import (
+    _ADVANCE,
+    _ERRNO_OF_SQLITE,
+    _INSERT_EVENTS,
+    _T,
+    STORE_FORMAT,
+    _as_uuid,
+    _Claim,
+    _events,
+    _Incoming,
+    _is_busy,
+    _logs,
+    _meta,
+    _metadata,
+    _on_begin,
+    _parse_incoming,
+    _Row,
+    _sqlite_code,
+    _Stored,
+    _writer,
+)
+from .stored import StoredLog
 from .sync import SyncPolicy
 
 __all__ = ["STORE_FORMAT", "SqliteEventLog", "SqliteEventStore"]
 
-STORE_FORMAT: Final = "1"
-"""Version of the tables this library writes, kept in ``qbb_meta``."""
-
 _PAGE_ROWS = 10_000
 """Rows read per query when streaming a log, and records per batch when copying."""
-
-_ON_CLOSE_LIMIT = 100_000
-"""Pending events that make an ``on_close`` log commit anyway, to bound its memory."""
-
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-# Primary SQLite result codes that have an errno of the same meaning.
-_ERRNO_OF_SQLITE = {
-    3: errno.EACCES,  # SQLITE_PERM
-    5: errno.EBUSY,  # SQLITE_BUSY
-    6: errno.EBUSY,  # SQLITE_LOCKED
-    8: errno.EROFS,  # SQLITE_READONLY
-    10: errno.EIO,  # SQLITE_IOERR
-    13: errno.ENOSPC,  # SQLITE_FULL
-    14: errno.ENOENT,  # SQLITE_CANTOPEN
-}
-
-_metadata = sa.MetaData()
-
-_meta = sa.Table(
-    "qbb_meta",
-    _metadata,
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-_logs = sa.Table(
-    "qbb_logs",
-    _metadata,
-    sa.Column("quantum_id", sa.CHAR(36), nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("events", sa.Integer, nullable=False),
-    sa.Column("last_hash", sa.CHAR(64), nullable=False),
-    sa.Column("sealed", sa.Boolean, nullable=False),
-    sa.Column("writer", sa.Text, nullable=False),
-    sa.Column("created_ns", sa.Integer, nullable=False),
-    sa.PrimaryKeyConstraint("quantum_id", "attempt", name="qbb_logs_key"),
-)
-
-_events = sa.Table(
-    "qbb_events",
-    _metadata,
-    sa.Column("quantum_id", sa.CHAR(36), nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("timestamp_ns", sa.Integer, nullable=False),
-    sa.Column("hash", sa.CHAR(64), nullable=False),
-    sa.Column("record", sa.LargeBinary, nullable=False),
-    # The key is the optimistic-concurrency guard: a second row at the same
-    # seq (a duplicate, or a writer that lost a race) is refused by SQLite.
-    sa.PrimaryKeyConstraint("quantum_id", "attempt", "seq", name="qbb_events_key"),
-)
-
-_Row = tuple[str, int, int, str, int, str, bytes]
-"""A ``qbb_events`` row in column order."""
-
-_Stored = tuple[int, str, str, bytes]
-"""What reading a log selects of a row: seq, kind, hash, record."""
-
-# The hot insert goes to the driver as positional tuples: SQLAlchemy Core's
-# per-row parameter processing for ``execute(insert, list_of_dicts)`` costs
-# more than SQLite's own insert (measured: 14 us/row against 8). The SQL is
-# still compiled from the table, so it cannot drift from the schema.
-_INSERT_EVENTS: Final = str(_events.insert().compile(dialect=sqlite_dialect()))
-
-# The claim row moves only from the state its writer last left it in: that
-# is the optimistic check against a second writer. Built once, so a commit
-# pays no statement construction.
-_ADVANCE: Final = (
-    _logs.update()
-    .where(
-        _logs.c.quantum_id == sa.bindparam("key_quantum_id"),
-        _logs.c.attempt == sa.bindparam("key_attempt"),
-        _logs.c.events == sa.bindparam("old_events"),
-        _logs.c.last_hash == sa.bindparam("old_last_hash"),
-        _logs.c.sealed.is_(False),
-    )
-    .values(
-        events=sa.bindparam("new_events"),
-        last_hash=sa.bindparam("new_last_hash"),
-        sealed=sa.bindparam("new_sealed", type_=sa.Boolean),
-        writer=sa.bindparam("new_writer"),
-    )
-)
-
-_T = TypeVar("_T")
-
-
-def _writer() -> str:
-    # Read at each use: a forked child writes under its own pid.
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
-    # A hyphenated string is accepted too: it is how the ids are stored.
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def _sqlite_code(err: SQLAlchemyError) -> int | None:
-    code = getattr(getattr(err, "orig", None), "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(code, int) else None
-
-
-def _is_busy(err: OperationalError) -> bool:
-    code = _sqlite_code(err)
-    if code is not None:
-        return code in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    text = str(err.orig).lower()
-    return "locked" in text or "busy" in text
-
-
-def _again(err: LogWriteError | LogConflictError) -> LogWriteError | LogConflictError:
-    """Return a fresh copy of a kept failure, to raise once more."""
-    copy: LogWriteError | LogConflictError
-    if isinstance(err, LogWriteError):
-        copy = LogWriteError(err.errno, err.strerror, err.filename)
-    else:
-        copy = LogConflictError(*err.args)
-    copy.__cause__ = err
-    return copy
-
-
-class _Claim(NamedTuple):
-    events: int
-    last_hash: str
-    sealed: bool
-
-
-class _Incoming(NamedTuple):
-    """A record given to `SqliteEventStore.append_records`, with its envelope."""
-
-    quantum_id: str
-    attempt: int
-    seq: int
-    kind: str
-    timestamp_ns: int
-    prev_hash: str
-    hash: str
-    record: bytes
-
-    def row(self) -> _Row:
-        return (
-            self.quantum_id,
-            self.attempt,
-            self.seq,
-            self.kind,
-            self.timestamp_ns,
-            self.hash,
-            self.record,
-        )
-
-
-def _parse_incoming(record: bytes) -> _Incoming:
-    record = bytes(record)
-    try:
-        raw = orjson.loads(record)
-    except orjson.JSONDecodeError as err:
-        raise LogCorruptedError(f"a record to append is not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise LogCorruptedError("a record to append is not a JSON object")
-    numbers = [raw.get("seq"), raw.get("attempt"), raw.get("timestamp_ns")]
-    where = numbers[0] if isinstance(numbers[0], int) else None
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers):
-        raise LogCorruptedError(
-            "a record to append lacks a valid attempt, seq or timestamp_ns", seq=where
-        )
-    seq, attempt, ts = cast(list[int], numbers)
-    quantum_id, kind = raw.get("quantum_id"), raw.get("kind")
-    prev_hash, digest = raw.get("prev_hash"), raw.get("hash")
-    if not (
-        isinstance(quantum_id, str)
-        and isinstance(kind, str)
-        and isinstance(prev_hash, str)
-        and isinstance(digest, str)
-    ):
-        raise LogCorruptedError(
-            "a record to append lacks its quantum_id, kind, prev_hash or hash", seq=where
-        )
-    try:
-        key = str(uuid.UUID(quantum_id))
-    except ValueError:
-        raise LogCorruptedError(f"quantum_id {quantum_id!r} is not a UUID", seq=where) from None
-    # Only the bytes are checked here, not every field: a copy must keep the
-    # exact bytes its hash covers, and the full check is `read`'s.
-    parts = hashed_part(record)
-    if parts is None or parts[1] != digest.encode() or chain_hash(prev_hash, parts[0]) != digest:
-        raise LogCorruptedError(
-            f"the record of quantum {key} attempt {attempt} does not match its hash "
-            "(altered, or not in the stored record layout)",
-            seq=where,
-        )
-    return _Incoming(key, attempt, seq, kind, ts, prev_hash, digest, record)
 
 
 class SqliteEventStore:
@@ -1034,205 +855,3 @@ class SqliteEventStore:
             )
         conn.exec_driver_sql(_INSERT_EVENTS, new)
         return len(new)
-
-
-def _on_begin(conn: Connection) -> None:
-    # Writers take the write lock at BEGIN, where SQLite's busy handler waits
-    # for it; a deferred BEGIN would fail at once ("database is locked") when
-    # its read lock cannot be upgraded. Readers take no write lock at all.
-    immediate = not conn.get_execution_options().get("qbb_read", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-class SqliteEventLog(EventLog):
-    """One quantum attempt's log in a `SqliteEventStore`.
-
-    Made by `SqliteEventStore.log` (a new log) or `SqliteEventStore.resume`
-    (a log continuing stored events); not meant to be made directly.
-
-    Parameters
-    ----------
-    store : `SqliteEventStore`
-        The store holding the log.
-    sync : `SyncPolicy`
-        When events are committed.
-
-    Notes
-    -----
-    Appending encodes the event and keeps its row; rows are committed in
-    groups, one transaction each, as the sync policy says: ``every_event``
-    commits each event before `append` returns; ``group`` commits once
-    ``max_events`` are pending, and a background thread commits at most
-    ``max_delay_ms`` after the first pending event when the writer goes
-    quiet; ``on_close`` commits when the log is sealed or closed (and every
-    100,000 events, to bound memory). The first event (``quantum_started``)
-    is committed at once with the claim row, so two logs can never record
-    the same quantum attempt, and ``quantum_finished`` is committed before
-    its `append` returns, whatever the policy.
-
-    Unlike the file log, a killed process loses its events since the last
-    commit. A commit that fails refuses the event whose append triggered it
-    (`LogWriteError`, or `LogConflictError` if another writer holds the
-    log); if acknowledged events were lost with it, or a background commit
-    failed, every later append and `close` raise that error again: the store
-    holds a whole prefix of the log, which `SqliteEventStore.resume` can
-    continue.
-    """
-
-    def __init__(self, store: SqliteEventStore, sync: SyncPolicy) -> None:
-        super().__init__()
-        self._db = store
-        self._policy = sync
-        self._key = ""
-        self._pending: list[_Row] = []
-        self._closed = False
-        self._failure: LogWriteError | LogConflictError | None = None
-        self._limit = {
-            "every_event": 1,
-            "group": sync.max_events,
-            "on_close": _ON_CLOSE_LIMIT,
-        }[sync.mode]
-        self._flusher: GroupFlusher | None = None
-        if sync.mode == "group":
-            self._flusher = GroupFlusher(
-                self._flush_in_background, sync.max_delay_ms / 1000, name="qbb-sqlite-sync"
-            )
-        store._opened(self)
-
-    @property
-    def store(self) -> SqliteEventStore:
-        """The store holding the log (`SqliteEventStore`)."""
-        return self._db
-
-    @property
-    def sync_policy(self) -> SyncPolicy:
-        """When this log commits its events (`SyncPolicy`)."""
-        return self._policy
-
-    @property
-    def pending(self) -> int:
-        """Events appended but not yet committed (`int`)."""
-        with self._lock:
-            return len(self._pending)
-
-    def _resume_from(self, events: Sequence[Event], records: Sequence[bytes]) -> None:
-        self._restore(events, records)
-        self._key = str(self._quantum_id)
-
-    def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
-        if self._closed:
-            raise LogClosedError(
-                f"The log of quantum {self._quantum_id} in {self._db.path} is closed; "
-                f"cannot append seq {entry[0]}."
-            )
-        if self._failure is not None:
-            raise _again(self._failure)
-        seq, ts, kind, _ = entry
-        if seq == 0:
-            return self._claim_with(entry)
-        record, digest = self._encode(entry)
-        pending = self._pending
-        pending.append((self._key, self._attempt, seq, kind, ts, digest, record))
-        self._hashes.append(digest)
-        if len(pending) >= self._limit or kind == "quantum_finished":
-            self._commit_pending(triggered=True)
-        elif len(pending) == 1 and self._flusher is not None:
-            self._flusher.arm()
-        return record
-
-    def _claim_with(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
-        if self._quantum_id is None:
-            raise InvalidDefinitionError(
-                "Bind the log to a quantum attempt (EventLog.bind) before its first event."
-            )
-        self._key = str(self._quantum_id)
-        record, digest = self._encode(entry)
-        seq, ts, kind, _ = entry
-        self._db._claim((self._key, self._attempt, seq, kind, ts, digest, record))
-        self._hashes.append(digest)
-        return record
-
-    def _commit_pending(self, *, triggered: bool) -> None:
-        """Commit the pending rows; the caller holds the lock.
-
-        With ``triggered``, the last row is the event being appended: on
-        failure it is taken back, so its append is refused.
-        """
-        pending = self._pending
-        if self._flusher is not None:
-            self._flusher.disarm()
-        first = pending[0][2]
-        try:
-            self._db._commit(pending, self._hashes[first - 1])
-        except (LogWriteError, LogConflictError) as err:
-            if triggered:
-                pending.pop()
-                self._hashes.pop()
-            if not pending:
-                raise
-            self._failure = self._lost(err, pending)
-            self._pending = []
-            raise _again(self._failure) from err
-        self._pending = []
-
-    def _lost(
-        self, err: LogWriteError | LogConflictError, rows: list[_Row]
-    ) -> LogWriteError | LogConflictError:
-        what = (
-            f"seq {rows[0][2]}-{rows[-1][2]} of quantum {self._key} attempt {self._attempt} were "
-            f"appended but could not be committed ({err}); {self._db.path} holds the events "
-            f"before seq {rows[0][2]}, and SqliteEventStore.resume continues from there"
-        )
-        if isinstance(err, LogWriteError):
-            return LogWriteError(err.errno, what, err.filename)
-        return LogConflictError(what)
-
-    def _flush_in_background(self) -> None:
-        with self._lock:
-            if self._closed or not self._pending or self._failure is not None:
-                return
-            # `_commit_pending` keeps the failure for the next append or close().
-            with contextlib.suppress(LogWriteError, LogConflictError):
-                self._commit_pending(triggered=False)
-
-    def _on_seal(self) -> None:
-        # quantum_finished was committed by its own append; nothing is pending.
-        if self._flusher is not None:
-            self._flusher.disarm()
-
-    def close(self) -> None:
-        """Commit the pending events and release the log; the events stay readable.
-
-        Idempotent; appends after it raise `LogClosedError`.
-
-        Raises
-        ------
-        LogWriteError, LogConflictError
-            If pending events could not be committed, now or earlier (a
-            background commit, or a group whose commit failed): the store
-            holds the events before them. The log is closed all the same.
-        """
-        # Stopped before taking the lock: the flusher may be waiting for it.
-        if self._flusher is not None:
-            self._flusher.stop()
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                if self._failure is None and self._pending:
-                    # A failure is kept in self._failure, raised below.
-                    with contextlib.suppress(LogWriteError, LogConflictError):
-                        self._commit_pending(triggered=False)
-            finally:
-                self._closed = True
-                self._pending = []
-            failure, self._failure = self._failure, None
-        self._db._closed_log(self)
-        if failure is not None:
-            raise _again(failure)
-
-    def __repr__(self) -> str:
-        return (
-            f"SqliteEventLog({str(self._db.path)!r}, quantum={self._quantum_id}, "
-            f"attempt={self._attempt}, events={len(self)})"
-        )
