@@ -131,6 +131,7 @@ LAYERS = [
     "fold",
     "datastore",
     "logs",
+    "parquet",
     "payloads",
     "deferred",
     "butler",

@@ -91,6 +91,7 @@ from .model import (
     DatasetType,
     deterministic_dataset_id,
 )
+from .parquet import ExportReport, export_parquet, exported_logs, verify_export
 from .provenance import ProvenanceWarning, QuantumProvenanceData
 from .quantum import Quantum
 from .records import FileRecord
@@ -121,6 +122,7 @@ __all__ = [
     "Event",
     "EventLog",
     "ExistenceChecked",
+    "ExportReport",
     "FileDatastore",
     "FileRecord",
     "FoldError",
@@ -175,6 +177,8 @@ __all__ = [
     "check_chain",
     "copy_logs",
     "deterministic_dataset_id",
+    "export_parquet",
+    "exported_logs",
     "fold",
     "iter_log",
     "log_file_name",
@@ -183,5 +187,6 @@ __all__ = [
     "run_digest",
     "stored_logs",
     "uuid7",
+    "verify_export",
     "verify_logs",
 ]

@@ -1,0 +1,342 @@
+"""Exporting logs to a Parquet dataset: streamed, partitioned by run, incremental."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import Progress
+
+from ..errors import LogConflictError, SchemaVersionError
+from ..events import SCHEMA_VERSION
+from ..logs import LogSource, StoredLog, run_digest, stored_logs
+from ..logs.verification import verify_stored_logs
+from .reading import exported_finals
+from .rows import event_to_rows, uuid_bytes
+from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, QUANTA_SCHEMA
+
+__all__ = ["ExportReport", "export_parquet"]
+
+ROW_GROUP_ROWS = 262_144
+"""Rows per row group: within the 10^5 to 10^6 that scans and statistics like."""
+
+_DICTIONARY_COLUMNS = [
+    f.name for f in (*EVENTS_SCHEMA, *QUANTA_SCHEMA) if pa.types.is_dictionary(f.type)
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """What `export_parquet` did.
+
+    Parameters
+    ----------
+    logs : `int`
+        Logs exported now.
+    skipped : `int`
+        Logs the dataset already held, with the same final hash (not exported again).
+    events : `int`
+        Events exported now.
+    flagged : `tuple` [`str`, ...]
+        Locations of exported logs that failed verification (``verified`` is
+        false in the quanta table).
+    files : `tuple` [`pathlib.Path`, ...]
+        Files written (events and quanta parts).
+    """
+
+    logs: int
+    skipped: int
+    events: int
+    flagged: tuple[str, ...] = ()
+    files: tuple[Path, ...] = field(default=())
+
+
+def _run_of(quantum: dict[str, Any]) -> str:
+    for refs in (quantum.get("outputs") or [], quantum.get("inputs") or []):
+        for ref in refs:
+            if isinstance(ref, dict) and isinstance(ref.get("run"), str):
+                return str(ref["run"])
+    return "unknown"
+
+
+def _data_id(value: Any) -> list[tuple[str, str]] | None:
+    if not isinstance(value, dict):
+        return None
+    return [(str(k), str(v)) for k, v in sorted(value.items())]
+
+
+class _Part:
+    """The files of one run being written: column buffers flushed per row group."""
+
+    def __init__(self, dest: Path, run: str) -> None:
+        folder = f"run={urllib.parse.quote(run, safe='')}"
+        self.events_dir = dest / "events" / folder
+        self.quanta_dir = dest / "quanta" / folder
+        self.events_dir.mkdir(parents=True, exist_ok=True)
+        self.quanta_dir.mkdir(parents=True, exist_ok=True)
+        self.run = run
+        self.token = uuid.uuid4().hex
+        self.events_tmp = self.events_dir / f".part-{self.token}.tmp"
+        self.writer = pq.ParquetWriter(
+            self.events_tmp,
+            EVENTS_SCHEMA,
+            compression="zstd",
+            use_dictionary=_DICTIONARY_COLUMNS,
+            write_statistics=True,
+        )
+        self.columns: dict[str, list[Any]] = {name: [] for name in EVENTS_SCHEMA.names}
+        self.quanta: dict[str, list[Any]] = {name: [] for name in QUANTA_SCHEMA.names}
+        self.finals: list[tuple[uuid.UUID, int, str]] = []
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        columns = self.columns
+        for row in rows:
+            for name, values in columns.items():
+                values.append(row[name])
+        if len(columns["seq"]) >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.columns["seq"]:
+            self.writer.write_table(pa.table(self.columns, schema=EVENTS_SCHEMA))
+            self.columns = {name: [] for name in EVENTS_SCHEMA.names}
+
+    def close(self) -> list[Path]:
+        self.flush()
+        digest = run_digest(self.finals)
+        metadata = {
+            "qbb_events.export_format": EXPORT_FORMAT,
+            "qbb_events.schema_version": str(SCHEMA_VERSION),
+            "qbb_events.run": self.run,
+            "qbb_events.run_digest": digest,
+        }
+        self.writer.add_key_value_metadata(metadata)
+        self.writer.close()
+        name = f"part-{digest[:32]}.parquet"
+        quanta_tmp = self.quanta_dir / f".part-{self.token}.tmp"
+        table = pa.table(self.quanta, schema=QUANTA_SCHEMA).replace_schema_metadata(metadata)
+        pq.write_table(table, quanta_tmp, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS)
+        # The quanta part is published last: a dataset lists a log as
+        # exported only once its events are in place.
+        events_path, quanta_path = self.events_dir / name, self.quanta_dir / name
+        os.replace(self.events_tmp, events_path)
+        os.replace(quanta_tmp, quanta_path)
+        return [events_path, quanta_path]
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.events_tmp.unlink(missing_ok=True)
+
+
+def _exported(dest: Path) -> dict[tuple[uuid.UUID, int], str]:
+    """Return the logs a dataset already holds, with final hashes; clean half-written parts."""
+    quanta = dest / "quanta"
+    for folder in (dest / "events", quanta):
+        for stale in folder.glob("run=*/.part-*.tmp") if folder.is_dir() else ():
+            stale.unlink(missing_ok=True)
+    events = dest / "events"
+    if events.is_dir():
+        for part in events.glob("run=*/part-*.parquet"):
+            if not (quanta / part.parent.name / part.name).exists():
+                part.unlink()  # its export was cut short before it was published
+    return exported_finals(dest)
+
+
+def export_parquet(
+    sources: LogSource,
+    dest: str | os.PathLike[str],
+    *,
+    run: str | None = None,
+    progress: bool | None = None,
+) -> ExportReport:
+    """Export logs to a Parquet dataset: an events table and a quanta table.
+
+    Parameters
+    ----------
+    sources : `LogSource`
+        Log files, directories, SQLite stores or live logs (see `stored_logs`).
+    dest : `str` or `os.PathLike`
+        The dataset's directory: ``events/run=<run>/part-*.parquet`` and
+        ``quanta/run=<run>/part-*.parquet`` (hive partitioning, the run
+        URL-encoded).
+    run : `str`, optional
+        The run to file every log under; by default each log's run is the
+        run of its quantum's outputs (else of its inputs, else ``unknown``).
+    progress : `bool`, optional
+        Show a progress bar; by default only on a terminal.
+
+    Returns
+    -------
+    report : `ExportReport`
+        What was exported.
+
+    Raises
+    ------
+    SchemaVersionError
+        If a log holds events of a schema version this library cannot read;
+        nothing of that export is published.
+    LogConflictError
+        If the dataset already holds a quantum attempt with another final
+        hash (a log exported before it was finished, or another history).
+
+    Notes
+    -----
+    Logs are read one at a time and rows written in row groups of
+    `ROW_GROUP_ROWS`, so memory is bounded whatever the number of events.
+    Exporting logs the dataset already holds is a no-op; new logs go to new
+    files, never rewriting old ones. A log that fails verification is
+    exported all the same (whatever whole events it holds), with
+    ``verified`` false and its problems in the quanta table.
+    """
+    dest = Path(dest)
+    held = _exported(dest)
+    parts: dict[str, _Part] = {}
+    exported = skipped = events = 0
+    flagged: list[str] = []
+    files: list[Path] = []
+    show = Console(stderr=True).is_terminal if progress is None else progress
+    try:
+        with Progress(disable=not show, transient=True) as bar:
+            task = bar.add_task("exporting logs", total=None)
+            for log in stored_logs(sources):
+                outcome = _export_log(log, held, parts, dest, run)
+                bar.advance(task)
+                if outcome is None:
+                    skipped += 1
+                    continue
+                exported += 1
+                events += outcome[0]
+                if not outcome[1]:
+                    flagged.append(log.location)
+        for part in parts.values():
+            files += part.close()
+    except BaseException:
+        for part in parts.values():
+            part.abort()
+        raise
+    return ExportReport(exported, skipped, events, tuple(flagged), tuple(files))
+
+
+def _export_log(
+    log: StoredLog,
+    held: dict[tuple[uuid.UUID, int], str],
+    parts: dict[str, _Part],
+    dest: Path,
+    run: str | None,
+) -> tuple[int, bool] | None:
+    verdict = verify_stored_logs([log]).logs[0]
+    for problem in verdict.problems:
+        if problem.kind == "unsupported":
+            raise SchemaVersionError(f"{log.location}: {problem.message}", seq=problem.seq)
+    if verdict.quantum_id is None or verdict.attempt is None or verdict.final_hash is None:
+        return 0, verdict.ok  # nothing readable to export
+    key = (verdict.quantum_id, verdict.attempt)
+    if key in held:
+        if held[key] == verdict.final_hash:
+            return None
+        raise LogConflictError(
+            f"{dest} already holds quantum {verdict.quantum_id} attempt {verdict.attempt} "
+            f"ending in {held[key]}; {log.location} ends in {verdict.final_hash}"
+        )
+    held[key] = verdict.final_hash
+    rows, quantum = _rows_of(log, verdict.events)
+    part_run = run or _run_of(quantum.get("quantum") or {})
+    part = parts.get(part_run)
+    if part is None:
+        part = parts[part_run] = _Part(dest, part_run)
+    part.add_rows(rows)
+    finished = quantum.get("finished") or {}
+    q = part.quanta
+    info = quantum.get("quantum") or {}
+    values = {
+        "quantum_id": key[0].bytes,
+        "attempt": verdict.attempt,
+        "task_label": info.get("task_label"),
+        "data_id": _data_id(info.get("data_id")),
+        "status": verdict.status,
+        "started": quantum.get("started_ns"),
+        "finished": quantum.get("finished_ns"),
+        "wall_ns": finished.get("wall_ns"),
+        "cpu_ns": finished.get("cpu_ns"),
+        "peak_rss_bytes": finished.get("peak_rss_bytes"),
+        "events": quantum["events"],
+        "final_hash": verdict.final_hash,
+        "verified": verdict.ok,
+        "problems": [str(p) for p in verdict.problems],
+        "source": log.location,
+    }
+    for name, value in values.items():
+        q[name].append(value)
+    part.finals.append((verdict.quantum_id, verdict.attempt, verdict.final_hash))
+    return quantum["events"], verdict.ok
+
+
+def _rows_of(log: StoredLog, limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return the rows of a log's whole events, and what the quanta table needs of it."""
+    rows: list[dict[str, Any]] = []
+    info: dict[str, Any] = {"events": 0}
+    refs: dict[str, tuple[str, str | None, list[tuple[str, str]] | None]] = {}
+    task_label: str | None = None
+    for _, record, _ in _records(log, limit):
+        try:
+            raw = orjson.loads(record)
+        except orjson.JSONDecodeError:
+            continue  # a torn or damaged record: the quanta table lists the problem
+        if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
+            continue
+        kind = raw["kind"]
+        if kind == "quantum_started" and "quantum" not in info:
+            started = raw.get("quantum")
+            quantum: dict[str, Any] = started if isinstance(started, dict) else {}
+            info["quantum"] = quantum
+            info["started_ns"] = raw.get("timestamp_ns")
+            task_label = quantum.get("task_label")
+            for role in ("inputs", "init_inputs", "outputs"):
+                for ref in quantum.get(role) or []:
+                    if isinstance(ref, dict) and isinstance(ref.get("id"), str):
+                        refs.setdefault(
+                            ref["id"],
+                            (role[:-1], ref.get("dataset_type"), _data_id(ref.get("data_id"))),
+                        )
+        elif kind == "quantum_finished" and "finished" not in info:
+            info["finished"] = raw
+            info["finished_ns"] = raw.get("timestamp_ns")
+        try:
+            event_rows = event_to_rows(raw)
+            envelope = {
+                "task_label": task_label,
+                "quantum_id": uuid_bytes(raw["quantum_id"]),
+                "attempt": raw["attempt"],
+                "seq": raw["seq"],
+                "timestamp": raw["timestamp_ns"],
+                "schema_version": raw["schema_version"],
+                "kind": kind,
+            }
+        except (KeyError, TypeError, ValueError):
+            continue
+        for row in event_rows:
+            dataset_id = row["dataset_id"]
+            described = refs.get(dataset_id) if isinstance(dataset_id, str) else None
+            row.update(envelope)
+            row["dataset_id"] = uuid_bytes(dataset_id) if isinstance(dataset_id, str) else None
+            row["role"], row["dataset_type"], row["data_id"] = described or (None, None, None)
+        rows += event_rows
+        info["events"] += 1
+    return rows, info
+
+
+def _records(log: StoredLog, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+    # Only what verification counted: a live writer's later events wait for the next export.
+    for count, item in enumerate(log):
+        if count >= limit:
+            return
+        yield item
