@@ -132,6 +132,7 @@ LAYERS = [
     "datastore",
     "logs",
     "parquet",
+    "analytics",
     "payloads",
     "deferred",
     "butler",

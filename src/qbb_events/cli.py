@@ -17,6 +17,7 @@ from .errors import QbbEventsError
 from .fold import fold
 from .logs import VerificationReport, copy_logs, read_log, verify_logs
 from .model import DatasetRef
+from .parquet import export_parquet
 from .quantum import Quantum
 
 __all__ = ["main"]
@@ -180,6 +181,37 @@ def copy(sources: tuple[Path, ...], destination: Path) -> None:
         problems = "; ".join(str(p) for p in log.problems)
         console.print(f"[red]refused[/red] {log.location}: {problems}")
     if report.refused:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--run", help="File every log under this run (default: each quantum's output run).")
+@click.option(
+    "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
+)
+def export(
+    sources: tuple[Path, ...], destination: Path, run: str | None, progress: bool | None
+) -> None:
+    """Export logs (files, directories, SQLite stores) to a Parquet dataset.
+
+    Writes DESTINATION/events and DESTINATION/quanta, partitioned by run. Exporting logs
+    the dataset already holds adds nothing. Exits 1 if a log did not verify (it is exported,
+    flagged in the quanta table).
+    """
+    console = Console(stderr=True)
+    try:
+        report = export_parquet(list(sources), destination, run=run, progress=progress)
+    except (QbbEventsError, OSError) as err:
+        raise click.ClickException(f"export failed: {err}") from err
+    click.echo(
+        f"exported {report.logs} logs ({report.events} events) to {destination}; "
+        f"{report.skipped} already there"
+    )
+    for location in report.flagged:
+        console.print(f"[red]did not verify[/red] (exported, flagged): {location}")
+    if report.flagged:
         sys.exit(1)
 
 

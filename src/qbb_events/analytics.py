@@ -1,0 +1,324 @@
+"""pandas helpers over a Parquet export: load tables with filters pushed down, and ready answers.
+
+Needs pandas (``pip install 'qbb-events[analytics]'``). Every loader reads
+only the row groups and partitions its filters allow (run, task label, time
+range), and gives ids as hyphenated strings and data IDs as dicts, so the
+frames are ready for ``groupby``. The same files read directly in DuckDB,
+Polars or Spark (see ``docs/parquet.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+__all__ = [
+    "load_events",
+    "load_provenance",
+    "load_quanta",
+    "quanta_with_missing_inputs",
+    "time_per_task",
+    "unused_inputs",
+    "unverified_quanta",
+    "unwritten_outputs",
+]
+
+Time = dt.datetime | pd.Timestamp | str | None
+"""A time bound: a datetime, a pandas timestamp or an ISO string; naive means UTC."""
+
+
+def _dataset(dest: str | os.PathLike[str], table: str) -> ds.Dataset:
+    folder = Path(dest) / table
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} does not exist: export logs first (qbb-events export)"
+            + (" and write the provenance tables" if table == "provenance" else "")
+        )
+    return ds.dataset(folder, format="parquet", partitioning="hive", exclude_invalid_files=True)
+
+
+def _timestamp(value: dt.datetime | pd.Timestamp | str) -> pa.Scalar:
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return pa.scalar(stamp.value, pa.timestamp("ns", tz="UTC"))
+
+
+def _filter(
+    dataset: ds.Dataset,
+    run: str | None,
+    task_label: str | None,
+    since: Time,
+    until: Time,
+    time_column: str | None,
+) -> ds.Expression | None:
+    names = set(dataset.schema.names)
+    parts: list[ds.Expression] = []
+    if run is not None:
+        parts.append(pc.field("run") == run)
+    if task_label is not None and "task_label" in names:
+        parts.append(pc.field("task_label") == task_label)
+    if time_column is not None and since is not None:
+        parts.append(pc.field(time_column) >= _timestamp(since))
+    if time_column is not None and until is not None:
+        parts.append(pc.field(time_column) < _timestamp(until))
+    if not parts:
+        return None
+    expression = parts[0]
+    for part in parts[1:]:
+        expression = expression & part
+    return expression
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    frame: pd.DataFrame = table.to_pandas()
+    for name in ("quantum_id", "dataset_id"):
+        if name in frame:
+            frame[name] = [None if v is None else str(uuid.UUID(bytes=v)) for v in frame[name]]
+    if "data_id" in frame:
+        frame["data_id"] = pd.Series(
+            [None if v is None else dict(v) for v in frame["data_id"]],
+            index=frame.index,
+            dtype=object,
+        )
+    return frame
+
+
+def _load(
+    dest: str | os.PathLike[str],
+    table: str,
+    time_column: str | None,
+    run: str | None,
+    task_label: str | None,
+    since: Time,
+    until: Time,
+    columns: list[str] | None,
+) -> pd.DataFrame:
+    dataset = _dataset(dest, table)
+    expression = _filter(dataset, run, task_label, since, until, time_column)
+    return _frame(dataset.to_table(columns=columns, filter=expression))
+
+
+def load_events(
+    dest: str | os.PathLike[str],
+    *,
+    run: str | None = None,
+    task_label: str | None = None,
+    since: Time = None,
+    until: Time = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Load the events table (one row per event and dataset).
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset written by `export_parquet`.
+    run, task_label : `str`, optional
+        Keep only this run (a partition: other runs are not read) or task.
+    since, until : `datetime.datetime`, `pandas.Timestamp` or `str`, optional
+        Keep events with ``since <= timestamp < until`` (naive times are UTC);
+        row groups outside the range are skipped by their statistics.
+    columns : `list` [`str`], optional
+        Read only these columns.
+
+    Returns
+    -------
+    events : `pandas.DataFrame`
+        Ids as strings, data IDs as dicts.
+    """
+    return _load(dest, "events", "timestamp", run, task_label, since, until, columns)
+
+
+def load_quanta(
+    dest: str | os.PathLike[str],
+    *,
+    run: str | None = None,
+    task_label: str | None = None,
+    since: Time = None,
+    until: Time = None,
+) -> pd.DataFrame:
+    """Load the quanta table (one row per exported log).
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset written by `export_parquet`.
+    run, task_label : `str`, optional
+        Keep only this run or task.
+    since, until : optional
+        Keep quanta that started in ``[since, until)``.
+
+    Returns
+    -------
+    quanta : `pandas.DataFrame`
+        Status, timings, event count, final hash, whether the log verified
+        and its problems.
+    """
+    return _load(dest, "quanta", "started", run, task_label, since, until, None)
+
+
+def load_provenance(
+    dest: str | os.PathLike[str], *, run: str | None = None, task_label: str | None = None
+) -> pd.DataFrame:
+    """Load the provenance table, with each quantum's task label.
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset with provenance tables (`write_provenance`).
+    run, task_label : `str`, optional
+        Keep only this run or task.
+
+    Returns
+    -------
+    provenance : `pandas.DataFrame`
+        One row per quantum, dataset and role.
+    """
+    provenance = _load(dest, "provenance", None, run, None, None, None, None)
+    quanta = load_quanta(dest, run=run, task_label=task_label)[
+        ["quantum_id", "attempt", "task_label"]
+    ]
+    if task_label is not None:
+        return provenance.merge(quanta, on=["quantum_id", "attempt"], how="inner")
+    return provenance.merge(quanta, on=["quantum_id", "attempt"], how="left")
+
+
+def _roles(provenance: pd.DataFrame, have: str, lack: str) -> pd.DataFrame:
+    key = ["quantum_id", "attempt", "dataset_id"]
+    wanted = provenance[provenance["role"] == have]
+    found = provenance[provenance["role"] == lack][key]
+    merged = wanted.merge(found, on=key, how="left", indicator=True)
+    result: pd.DataFrame = merged[merged["_merge"] == "left_only"].drop(columns="_merge")
+    return result.reset_index(drop=True)
+
+
+def unused_inputs(dest: str | os.PathLike[str], **filters: Any) -> pd.DataFrame:
+    """Count, per task, inputs predicted but never used.
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset with provenance tables.
+    **filters
+        ``run`` and ``task_label``, as for `load_provenance`.
+
+    Returns
+    -------
+    unused : `pandas.DataFrame`
+        Columns ``task_label``, ``unused`` (predicted inputs not in the
+        actual inputs), ``predicted`` and ``fraction``, one row per task.
+    """
+    provenance = load_provenance(dest, **filters)
+    unused = _roles(provenance, "predicted_input", "actual_input")
+    predicted = provenance[provenance["role"] == "predicted_input"]
+    table = pd.DataFrame(
+        {
+            "unused": unused.groupby("task_label").size(),
+            "predicted": predicted.groupby("task_label").size(),
+        }
+    ).fillna(0)
+    table = table.astype({"unused": "int64", "predicted": "int64"})
+    table["fraction"] = table["unused"] / table["predicted"].where(table["predicted"] > 0)
+    return table.reset_index(names="task_label")
+
+
+def unwritten_outputs(dest: str | os.PathLike[str], **filters: Any) -> pd.DataFrame:
+    """List outputs predicted but not written.
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset with provenance tables.
+    **filters
+        ``run`` and ``task_label``.
+
+    Returns
+    -------
+    outputs : `pandas.DataFrame`
+        One row per missing output: quantum, attempt, dataset id, task label.
+    """
+    provenance = load_provenance(dest, **filters)
+    return _roles(provenance, "predicted_output", "actual_output")[
+        ["quantum_id", "attempt", "dataset_id", "task_label"]
+    ]
+
+
+def quanta_with_missing_inputs(dest: str | os.PathLike[str], **filters: Any) -> pd.DataFrame:
+    """List quanta some of whose predicted inputs were found missing.
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset with provenance tables.
+    **filters
+        ``run`` and ``task_label``.
+
+    Returns
+    -------
+    quanta : `pandas.DataFrame`
+        ``quantum_id``, ``attempt``, ``task_label`` and ``missing`` (how many
+        inputs were unavailable).
+    """
+    provenance = load_provenance(dest, **filters)
+    missing = provenance[provenance["role"] == "unavailable_input"]
+    grouped = missing.groupby(["quantum_id", "attempt", "task_label"], dropna=False).size()
+    return grouped.rename("missing").reset_index()
+
+
+def time_per_task(dest: str | os.PathLike[str], **filters: Any) -> pd.DataFrame:
+    """Sum and average the time spent per task.
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset written by `export_parquet`.
+    **filters
+        ``run``, ``task_label``, ``since`` and ``until``, as for `load_quanta`.
+
+    Returns
+    -------
+    times : `pandas.DataFrame`
+        Per task: ``quanta``, ``wall_s`` and ``cpu_s`` (sums), ``mean_wall_s``,
+        ``max_peak_rss_bytes``, sorted by total wall time, longest first.
+    """
+    quanta = load_quanta(dest, **filters)
+    grouped = quanta.groupby("task_label", dropna=False)
+    table = pd.DataFrame(
+        {
+            "quanta": grouped.size(),
+            "wall_s": grouped["wall_ns"].sum() / 1e9,
+            "cpu_s": grouped["cpu_ns"].sum() / 1e9,
+            "mean_wall_s": grouped["wall_ns"].mean() / 1e9,
+            "max_peak_rss_bytes": grouped["peak_rss_bytes"].max(),
+        }
+    )
+    return table.sort_values("wall_s", ascending=False).reset_index()
+
+
+def unverified_quanta(dest: str | os.PathLike[str], **filters: Any) -> pd.DataFrame:
+    """List quanta whose log did not verify when exported.
+
+    Parameters
+    ----------
+    dest : `str` or `os.PathLike`
+        A dataset written by `export_parquet`.
+    **filters
+        ``run``, ``task_label``, ``since`` and ``until``.
+
+    Returns
+    -------
+    quanta : `pandas.DataFrame`
+        ``quantum_id``, ``attempt``, ``task_label``, ``source`` and ``problems``.
+    """
+    quanta = load_quanta(dest, **filters)
+    bad = quanta[~quanta["verified"].astype(bool)]
+    return bad[["quantum_id", "attempt", "task_label", "source", "problems"]].reset_index(drop=True)

@@ -1,0 +1,140 @@
+"""Analytics over a Parquet export of a generated run, in pandas, DuckDB and Polars."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qbb_events import analytics as qa
+from qbb_events import export_parquet, read_log
+from qbb_events.demo import DemoQuantum, run_demo
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[DemoQuantum]]:
+    """The demo run (three tasks, a missing input, an unused one), exported."""
+    root = tmp_path_factory.mktemp("analytics")
+    quanta = run_demo(root / "demo")
+    report = export_parquet(root / "demo" / "logs", root / "dataset")
+    assert report.logs == len(quanta)
+    return root / "dataset", quanta
+
+
+def test_load_quanta(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, quanta = run
+    frame = qa.load_quanta(dest)
+    assert sorted(frame["quantum_id"]) == sorted(str(q.quantum.id) for q in quanta)
+    assert set(frame["task_label"]) == {"isr", "coadd", "summary"}
+    assert frame["verified"].all()
+    statuses = dict(zip(frame["quantum_id"], frame["status"], strict=True))
+    for q in quanta:
+        assert statuses[str(q.quantum.id)] == q.provenance.status
+    assert (frame["events"] == [len(read_log(q.log_path)) for q in _by_id(quanta, frame)]).all()
+
+
+def _by_id(quanta: list[DemoQuantum], frame: pd.DataFrame) -> list[DemoQuantum]:
+    index = {str(q.quantum.id): q for q in quanta}
+    return [index[i] for i in frame["quantum_id"]]
+
+
+def test_load_events_filters_by_task_run_and_time(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, quanta = run
+    everything = qa.load_events(dest)
+    assert len(everything) >= sum(len(read_log(q.log_path)) for q in quanta)
+    isr = qa.load_events(dest, task_label="isr")
+    assert set(isr["task_label"]) == {"isr"}
+    assert len(isr) == (everything["task_label"] == "isr").sum()
+    the_run = everything["run"].iloc[0]
+    assert len(qa.load_events(dest, run=the_run)) == len(everything)
+    assert qa.load_events(dest, run="no/such/run").empty
+    times = everything["timestamp"].sort_values()
+    middle = times.iloc[len(times) // 2]
+    late = qa.load_events(dest, since=middle)
+    early = qa.load_events(dest, until=middle)
+    assert len(late) + len(early) == len(everything)
+    assert (late["timestamp"] >= middle).all()
+    assert (early["timestamp"] < middle).all()
+    assert qa.load_events(dest, since=middle.tz_convert(None).isoformat()).shape == late.shape
+
+
+def test_ids_are_strings_and_data_ids_dicts(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, quanta = run
+    events = qa.load_events(dest, columns=["quantum_id", "dataset_id", "data_id", "role"])
+    predicted = events[events["role"].notna()]
+    assert not predicted.empty
+    ids = {
+        str(i) for q in quanta for i in (*q.quantum.predicted_inputs, *q.quantum.predicted_outputs)
+    }
+    assert set(predicted["dataset_id"]) <= ids
+    assert all(isinstance(d, dict) for d in predicted["data_id"])
+
+
+def test_time_per_task(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, _ = run
+    quanta = qa.load_quanta(dest)
+    table = qa.time_per_task(dest)
+    assert list(table["wall_s"]) == sorted(table["wall_s"], reverse=True)
+    for row in table.itertuples():
+        mine = quanta[quanta["task_label"] == row.task_label]
+        assert row.quanta == len(mine)
+        assert row.wall_s == pytest.approx(mine["wall_ns"].sum() / 1e9)
+        assert row.cpu_s == pytest.approx(mine["cpu_ns"].sum() / 1e9)
+
+
+def test_unverified_quanta(run: tuple[Path, list[DemoQuantum]], tmp_path: Path) -> None:
+    _, quanta = run
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for q in quanta:
+        shutil.copy(q.log_path, logs / q.log_path.name)
+    bad = logs / quanta[0].log_path.name
+    data = bytearray(bad.read_bytes())
+    data[40] ^= 1
+    bad.write_bytes(bytes(data))
+    export_parquet(logs, tmp_path / "dataset")
+    assert qa.unverified_quanta(tmp_path / "dataset").empty is False
+    table = qa.unverified_quanta(tmp_path / "dataset")
+    assert list(table["source"]) == [str(bad.resolve())]
+    assert any("tampered" in p for p in table["problems"].iloc[0])
+
+
+def test_missing_tables_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="export logs first"):
+        qa.load_events(tmp_path)
+
+
+def test_duckdb_reads_the_dataset(run: tuple[Path, list[DemoQuantum]]) -> None:
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is part of the test extra")
+    dest, quanta = run
+    con = duckdb.connect()
+    events = f"read_parquet('{dest}/events/*/*.parquet', hive_partitioning = true)"
+    (count,) = con.execute(f"SELECT count(*) FROM {events}").fetchone()
+    assert count == len(qa.load_events(dest))
+    rows = con.execute(
+        f"SELECT data_id['detector'], kind FROM {events} "
+        "WHERE task_label = 'isr' AND data_id['detector'] IS NOT NULL"
+    ).fetchall()
+    assert rows
+    assert all(isinstance(detector, str) for detector, _ in rows)
+    (runs,) = con.execute(f"SELECT count(DISTINCT run) FROM {events}").fetchone()
+    assert runs == 1
+    quanta_table = f"read_parquet('{dest}/quanta/*/*.parquet', hive_partitioning = true)"
+    by_task = dict(
+        con.execute(f"SELECT task_label, count(*) FROM {quanta_table} GROUP BY 1").fetchall()
+    )
+    assert by_task == {"isr": 3, "coadd": 1, "summary": 1}
+    assert sum(by_task.values()) == len(quanta)
+
+
+def test_polars_reads_the_dataset(run: tuple[Path, list[DemoQuantum]]) -> None:
+    pl = pytest.importorskip("polars", reason="polars is part of the test extra")
+    dest, quanta = run
+    frame = pl.read_parquet(dest / "quanta", hive_partitioning=True)
+    assert frame.height == len(quanta)
+    assert set(frame["task_label"].cast(pl.Utf8).to_list()) == {"isr", "coadd", "summary"}
+    events = pl.scan_parquet(dest / "events" / "**" / "*.parquet", hive_partitioning=True)
+    isr = events.filter(pl.col("task_label").cast(pl.Utf8) == "isr").collect()
+    assert isr.height == len(qa.load_events(dest, task_label="isr"))
