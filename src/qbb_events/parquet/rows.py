@@ -11,7 +11,6 @@ event it encodes: if the rebuilt body differs, the whole payload goes to
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -211,5 +210,10 @@ def rows_to_body(envelope: Mapping[str, Any], rows: Sequence[Row]) -> dict[str, 
 
 
 def uuid_bytes(value: str | None) -> bytes | None:
-    """Return the 16 bytes of a UUID string, or `None`."""
-    return None if value is None else uuid.UUID(value).bytes
+    """Return the 16 bytes of a canonical (hyphenated, lower-case) UUID string, or `None`."""
+    if value is None:
+        return None
+    raw = bytes.fromhex(value.replace("-", ""))
+    if len(raw) != 16:
+        raise ValueError(f"not a UUID: {value!r}")
+    return raw
