@@ -22,7 +22,7 @@ from ..logs import LogSource, StoredLog, run_digest, stored_logs
 from ..logs.verification import verify_stored_logs
 from .reading import exported_finals
 from .rows import event_to_rows, uuid_bytes
-from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, QUANTA_SCHEMA
+from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, PREDICTED_SCHEMA, QUANTA_SCHEMA
 
 __all__ = ["ExportReport", "export_parquet"]
 
@@ -30,7 +30,9 @@ ROW_GROUP_ROWS = 262_144
 """Rows per row group: within the 10^5 to 10^6 that scans and statistics like."""
 
 _DICTIONARY_COLUMNS = [
-    f.name for f in (*EVENTS_SCHEMA, *QUANTA_SCHEMA) if pa.types.is_dictionary(f.type)
+    f.name
+    for f in (*EVENTS_SCHEMA, *PREDICTED_SCHEMA, *QUANTA_SCHEMA)
+    if pa.types.is_dictionary(f.type)
 ]
 
 
@@ -50,7 +52,7 @@ class ExportReport:
         Locations of exported logs that failed verification (``verified`` is
         false in the quanta table).
     files : `tuple` [`pathlib.Path`, ...]
-        Files written (events and quanta parts).
+        Files written (events, predicted and quanta parts).
     """
 
     logs: int
@@ -74,44 +76,60 @@ def _data_id(value: Any) -> list[tuple[str, str]] | None:
     return [(str(k), str(v)) for k, v in sorted(value.items())]
 
 
+class _Table:
+    """One table's part being written: rows buffered, written in row groups of `ROW_GROUP_ROWS`."""
+
+    def __init__(self, folder: Path, token: str, schema: pa.Schema) -> None:
+        self.tmp = folder / f".part-{token}.tmp"
+        self.schema = schema
+        self.writer = _writer(self.tmp, schema)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self.rows += rows
+        # Only full row groups are written before the end: the buffer, at most
+        # one row group, is all the memory an export holds.
+        while len(self.rows) >= ROW_GROUP_ROWS:
+            self.write(self.rows[:ROW_GROUP_ROWS])
+            del self.rows[:ROW_GROUP_ROWS]
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        self.writer.write_table(
+            pa.Table.from_pylist(rows, schema=self.schema), row_group_size=ROW_GROUP_ROWS
+        )
+
+    def finish(self, metadata: dict[str, str], path: Path) -> Path:
+        if self.rows:
+            self.write(self.rows)
+            self.rows = []
+        self.writer.add_key_value_metadata(metadata)
+        self.writer.close()
+        os.replace(self.tmp, path)
+        return path
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 class _Part:
-    """The files of one run being written: column buffers flushed per row group."""
+    """The files of one run being written by one export."""
 
     def __init__(self, dest: Path, run: str) -> None:
         folder = f"run={urllib.parse.quote(run, safe='')}"
         self.events_dir = dest / "events" / folder
+        self.predicted_dir = dest / "predicted" / folder
         self.quanta_dir = dest / "quanta" / folder
-        self.events_dir.mkdir(parents=True, exist_ok=True)
-        self.quanta_dir.mkdir(parents=True, exist_ok=True)
+        for folder_path in (self.events_dir, self.predicted_dir, self.quanta_dir):
+            folder_path.mkdir(parents=True, exist_ok=True)
         self.run = run
         self.token = uuid.uuid4().hex
-        self.events_tmp = self.events_dir / f".part-{self.token}.tmp"
-        self.writer = pq.ParquetWriter(
-            self.events_tmp,
-            EVENTS_SCHEMA,
-            compression="zstd",
-            use_dictionary=_DICTIONARY_COLUMNS,
-            write_statistics=True,
-        )
-        self.columns: dict[str, list[Any]] = {name: [] for name in EVENTS_SCHEMA.names}
+        self.events = _Table(self.events_dir, self.token, EVENTS_SCHEMA)
+        self.predicted = _Table(self.predicted_dir, self.token, PREDICTED_SCHEMA)
         self.quanta: dict[str, list[Any]] = {name: [] for name in QUANTA_SCHEMA.names}
         self.finals: list[tuple[uuid.UUID, int, str]] = []
 
-    def add_rows(self, rows: list[dict[str, Any]]) -> None:
-        columns = self.columns
-        for row in rows:
-            for name, values in columns.items():
-                values.append(row[name])
-        if len(columns["seq"]) >= ROW_GROUP_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.columns["seq"]:
-            self.writer.write_table(pa.table(self.columns, schema=EVENTS_SCHEMA))
-            self.columns = {name: [] for name in EVENTS_SCHEMA.names}
-
     def close(self) -> list[Path]:
-        self.flush()
         digest = run_digest(self.finals)
         metadata = {
             "qbb_events.export_format": EXPORT_FORMAT,
@@ -119,33 +137,41 @@ class _Part:
             "qbb_events.run": self.run,
             "qbb_events.run_digest": digest,
         }
-        self.writer.add_key_value_metadata(metadata)
-        self.writer.close()
         name = f"part-{digest[:32]}.parquet"
         quanta_tmp = self.quanta_dir / f".part-{self.token}.tmp"
         table = pa.table(self.quanta, schema=QUANTA_SCHEMA).replace_schema_metadata(metadata)
         pq.write_table(table, quanta_tmp, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS)
         # The quanta part is published last: a dataset lists a log as
-        # exported only once its events are in place.
-        events_path, quanta_path = self.events_dir / name, self.quanta_dir / name
-        os.replace(self.events_tmp, events_path)
+        # exported only once its events and predicted datasets are in place.
+        events_path = self.events.finish(metadata, self.events_dir / name)
+        predicted_path = self.predicted.finish(metadata, self.predicted_dir / name)
+        quanta_path = self.quanta_dir / name
         os.replace(quanta_tmp, quanta_path)
-        return [events_path, quanta_path]
+        return [events_path, predicted_path, quanta_path]
 
     def abort(self) -> None:
-        self.writer.close()
-        self.events_tmp.unlink(missing_ok=True)
+        self.events.abort()
+        self.predicted.abort()
+
+
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression="zstd",
+        use_dictionary=_DICTIONARY_COLUMNS,
+        write_statistics=True,
+    )
 
 
 def _exported(dest: Path) -> dict[tuple[uuid.UUID, int], str]:
     """Return the logs a dataset already holds, with final hashes; clean half-written parts."""
     quanta = dest / "quanta"
-    for folder in (dest / "events", quanta):
+    for folder in (dest / "events", dest / "predicted", quanta):
         for stale in folder.glob("run=*/.part-*.tmp") if folder.is_dir() else ():
             stale.unlink(missing_ok=True)
-    events = dest / "events"
-    if events.is_dir():
-        for part in events.glob("run=*/part-*.parquet"):
+    for folder in (dest / "events", dest / "predicted"):
+        for part in folder.glob("run=*/part-*.parquet") if folder.is_dir() else ():
             if not (quanta / part.parent.name / part.name).exists():
                 part.unlink()  # its export was cut short before it was published
     return exported_finals(dest)
@@ -158,16 +184,17 @@ def export_parquet(
     run: str | None = None,
     progress: bool | None = None,
 ) -> ExportReport:
-    """Export logs to a Parquet dataset: an events table and a quanta table.
+    """Export logs to a Parquet dataset: events, predicted and quanta tables.
 
     Parameters
     ----------
     sources : `LogSource`
         Log files, directories, SQLite stores or live logs (see `stored_logs`).
     dest : `str` or `os.PathLike`
-        The dataset's directory: ``events/run=<run>/part-*.parquet`` and
-        ``quanta/run=<run>/part-*.parquet`` (hive partitioning, the run
-        URL-encoded).
+        The dataset's directory: ``events/run=<run>/part-*.parquet``,
+        ``predicted/run=<run>/part-*.parquet`` (each quantum's predicted
+        datasets, `PREDICTED_SCHEMA`) and ``quanta/run=<run>/part-*.parquet``
+        (hive partitioning, the run URL-encoded).
     run : `str`, optional
         The run to file every log under; by default each log's run is the
         run of its quantum's outputs (else of its inputs, else ``unknown``).
@@ -248,12 +275,25 @@ def _export_log(
             f"ending in {held[key]}; {log.location} ends in {verdict.final_hash}"
         )
     held[key] = verdict.final_hash
-    rows, quantum = _rows_of(log, verdict.events)
-    part_run = run or _run_of(quantum.get("quantum") or {})
-    part = parts.get(part_run)
+    quantum: dict[str, Any] = {"events": 0}
+    part: _Part | None = None
+    chunk: list[dict[str, Any]] = []
+    for event_rows in _rows_of(log, verdict.events, quantum):
+        if part is None:
+            part = _part(parts, dest, run or _run_of(quantum.get("quantum") or {}))
+            part.predicted.add(
+                [
+                    {"quantum_id": key[0].bytes, "attempt": verdict.attempt, **row}
+                    for row in quantum.get("predicted", [])
+                ]
+            )
+        chunk += event_rows
+        if len(chunk) >= _CHUNK_ROWS:
+            part.events.add(chunk)
+            chunk = []
     if part is None:
-        part = parts[part_run] = _Part(dest, part_run)
-    part.add_rows(rows)
+        part = _part(parts, dest, run or "unknown")
+    part.events.add(chunk)
     finished = quantum.get("finished") or {}
     q = part.quanta
     info = quantum.get("quantum") or {}
@@ -280,17 +320,36 @@ def _export_log(
     return quantum["events"], verdict.ok
 
 
-def _rows_of(log: StoredLog, limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Return the rows of a log's whole events, and what the quanta table needs of it."""
-    rows: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"events": 0}
+_PREDICTED_COLUMNS = ("dataset_id", "role", "dataset_type", "data_id")
+
+
+def _part(parts: dict[str, _Part], dest: Path, run: str) -> _Part:
+    part = parts.get(run)
+    if part is None:
+        part = parts[run] = _Part(dest, run)
+    return part
+
+
+_CHUNK_ROWS = 10_000
+"""Rows of one log handed to its part at a time: a long log is never held whole."""
+
+
+def _rows_of(log: StoredLog, limit: int, info: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Yield the rows of each of a log's events; fill ``info`` for the other tables."""
     refs: dict[str, tuple[str, str | None, list[tuple[str, str]] | None]] = {}
+    seen: set[tuple[bytes | None, str]] = set()
     task_label: str | None = None
-    for _, record, _ in _records(log, limit):
+    parsed = 0
+    for _, record, _ in log:
         try:
             raw = orjson.loads(record)
         except orjson.JSONDecodeError:
             continue  # a torn or damaged record: the quanta table lists the problem
+        # Only the records verification counted: a live writer's later events
+        # wait for the next export.
+        parsed += 1
+        if parsed > limit:
+            return
         if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
             continue
         kind = raw["kind"]
@@ -300,13 +359,27 @@ def _rows_of(log: StoredLog, limit: int) -> tuple[list[dict[str, Any]], dict[str
             info["quantum"] = quantum
             info["started_ns"] = raw.get("timestamp_ns")
             task_label = quantum.get("task_label")
+            info["predicted"] = predicted = []
             for role in ("inputs", "init_inputs", "outputs"):
                 for ref in quantum.get(role) or []:
                     if isinstance(ref, dict) and isinstance(ref.get("id"), str):
-                        refs.setdefault(
-                            ref["id"],
-                            (role[:-1], ref.get("dataset_type"), _data_id(ref.get("data_id"))),
+                        description = (
+                            role[:-1],
+                            ref.get("dataset_type"),
+                            _data_id(ref.get("data_id")),
                         )
+                        refs.setdefault(ref["id"], description)
+                        try:
+                            dataset_id = uuid_bytes(ref["id"])
+                        except ValueError:
+                            continue  # not a UUID: verification reports the log
+                        if (dataset_id, description[0]) not in seen:
+                            seen.add((dataset_id, description[0]))
+                            predicted.append(
+                                dict(
+                                    zip(_PREDICTED_COLUMNS, (dataset_id, *description), strict=True)
+                                )
+                            )
         elif kind == "quantum_finished" and "finished" not in info:
             info["finished"] = raw
             info["finished_ns"] = raw.get("timestamp_ns")
@@ -329,14 +402,5 @@ def _rows_of(log: StoredLog, limit: int) -> tuple[list[dict[str, Any]], dict[str
             row.update(envelope)
             row["dataset_id"] = uuid_bytes(dataset_id) if isinstance(dataset_id, str) else None
             row["role"], row["dataset_type"], row["data_id"] = described or (None, None, None)
-        rows += event_rows
         info["events"] += 1
-    return rows, info
-
-
-def _records(log: StoredLog, limit: int) -> Iterator[tuple[int, bytes, bool]]:
-    # Only what verification counted: a live writer's later events wait for the next export.
-    for count, item in enumerate(log):
-        if count >= limit:
-            return
-        yield item
+        yield event_rows

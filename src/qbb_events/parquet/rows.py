@@ -135,13 +135,43 @@ def event_to_rows(raw: Mapping[str, Any]) -> list[Row]:
     payload = {k: v for k, v in raw.items() if k not in ENVELOPE}
     try:
         rows = _columns(kind, orjson.loads(orjson.dumps(payload)))
-        if _payload(kind, rows) == payload:
+        # Compared as canonical JSON, where 1, 1.0 and true differ, and every
+        # value checked against its column's type: nothing is coerced later.
+        if _canonical(_payload(kind, rows)) == _canonical(payload) and all(map(_fits, rows)):
             return rows
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         pass
     # A shape the columns cannot hold exactly (another schema version, a
     # future field): the payload travels whole, so nothing is ever lost.
     return [dict(_NULL_ROW, extra=_extra(payload) or "{}", item=-2)]
+
+
+_BOOLS = ("found", "ok")
+_INTS = ("item", "bytes_read", "duration_ns", "file_size")
+_INT64 = range(-(2**63), 2**63)
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _fits(row: Row) -> bool:
+    """Tell whether every value of a row has its column's type."""
+    for name, value in row.items():
+        if value is None:
+            continue
+        if name in _BOOLS:
+            if type(value) is not bool:
+                return False
+        elif name in _INTS:
+            if type(value) is not int or value not in _INT64:
+                return False
+        elif name == "dataset_id":
+            if type(value) is not str or len(value) != 36:
+                return False
+        elif type(value) is not str:
+            return False
+    return True
 
 
 def _payload(kind: str, rows: Sequence[Row]) -> dict[str, Any]:

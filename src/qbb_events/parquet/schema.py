@@ -1,4 +1,4 @@
-"""The Arrow schemas of the Parquet export: the events table and the quanta table.
+"""The Arrow schemas of the Parquet export: the events, predicted and quanta tables.
 
 Both are written explicitly, never inferred, so every file of a dataset has
 the same columns and types whatever its events. ``docs/parquet.md`` describes
@@ -14,6 +14,7 @@ import pyarrow as pa
 __all__ = [
     "EVENTS_SCHEMA",
     "EXPORT_FORMAT",
+    "PREDICTED_SCHEMA",
     "QUANTA_SCHEMA",
     "UUID_TYPE",
 ]
@@ -61,6 +62,20 @@ EVENTS_SCHEMA: Final = pa.schema(
 )
 """One row per event and dataset it names (``item`` is the dataset's place in
 the event's list, null for an event naming none or one)."""
+
+PREDICTED_SCHEMA: Final = pa.schema(
+    [
+        pa.field("quantum_id", UUID_TYPE, nullable=False),
+        pa.field("attempt", pa.int32(), nullable=False),
+        pa.field("dataset_id", UUID_TYPE, nullable=False),
+        pa.field("role", _DICT_STRING, nullable=False),
+        pa.field("dataset_type", _DICT_STRING),
+        pa.field("data_id", pa.map_(pa.string(), pa.string())),
+    ]
+)
+"""One row per dataset a quantum predicted and role it has (``input``,
+``init_input`` or ``output``), from its ``quantum_started``: with it, a
+dataset no event names still counts in the quantum's predicted sets."""
 
 QUANTA_SCHEMA: Final = pa.schema(
     [
