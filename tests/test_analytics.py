@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from qbb_events import analytics as qa
-from qbb_events import export_parquet, read_log
+from qbb_events import export_parquet, read_log, write_provenance
 from qbb_events.demo import DemoQuantum, run_demo
 
 
@@ -138,3 +138,87 @@ def test_polars_reads_the_dataset(run: tuple[Path, list[DemoQuantum]]) -> None:
     events = pl.scan_parquet(dest / "events" / "**" / "*.parquet", hive_partitioning=True)
     isr = events.filter(pl.col("task_label").cast(pl.Utf8) == "isr").collect()
     assert isr.height == len(qa.load_events(dest, task_label="isr"))
+
+
+@pytest.fixture(scope="module")
+def folded(run: tuple[Path, list[DemoQuantum]]) -> tuple[Path, list[DemoQuantum]]:
+    """The exported demo run with its provenance tables."""
+    dest, quanta = run
+    write_provenance(dest)
+    return dest, quanta
+
+
+def test_unused_inputs_per_task(folded: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, quanta = folded
+    table = qa.unused_inputs(dest).set_index("task_label")
+    for task in {q.quantum.task_label for q in quanta}:
+        mine = [q.provenance for q in quanta if q.quantum.task_label == task]
+        unused = sum(len(p.predicted_inputs - p.actual_inputs) for p in mine)
+        predicted = sum(len(p.predicted_inputs) for p in mine)
+        assert table.loc[task, "unused"] == unused
+        assert table.loc[task, "predicted"] == predicted
+        assert table.loc[task, "fraction"] == pytest.approx(unused / predicted)
+
+
+def test_quanta_with_missing_inputs(folded: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, quanta = folded
+    table = qa.quanta_with_missing_inputs(dest)
+    expected = {
+        str(q.quantum.id): len(q.provenance.unavailable_inputs)
+        for q in quanta
+        if q.provenance.unavailable_inputs
+    }
+    assert expected
+    assert dict(zip(table["quantum_id"], table["missing"], strict=True)) == expected
+
+
+def test_unwritten_outputs(folded: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, quanta = folded
+    table = qa.unwritten_outputs(dest)
+    expected = {
+        (str(q.quantum.id), str(i))
+        for q in quanta
+        for i in q.provenance.predicted_outputs - q.provenance.actual_outputs
+    }
+    assert expected
+    assert set(zip(table["quantum_id"], table["dataset_id"], strict=True)) == expected
+
+
+def test_provenance_filters(folded: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, _ = folded
+    everything = qa.load_provenance(dest)
+    isr = qa.load_provenance(dest, task_label="isr")
+    assert set(isr["task_label"]) == {"isr"}
+    assert len(isr) == (everything["task_label"] == "isr").sum()
+    assert qa.load_provenance(dest, run="no/such/run").empty
+
+
+def test_cli_export(run: tuple[Path, list[DemoQuantum]], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qbb_events.cli import main
+
+    _, quanta = run
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for q in quanta:
+        shutil.copy(q.log_path, logs / q.log_path.name)
+    dest = tmp_path / "dataset"
+    first = CliRunner().invoke(main, ["export", str(logs), str(dest)])
+    assert first.exit_code == 0, first.output
+    assert f"exported {len(quanta)} logs" in first.output
+    assert (dest / "provenance").is_dir()
+    assert not qa.unused_inputs(dest).empty
+    again = CliRunner().invoke(main, ["export", str(logs), str(dest), "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert f"exported 0 logs (0 events) to {dest}; {len(quanta)} already there" in again.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = bytearray(quanta[0].log_path.read_bytes())
+    data[40] ^= 1
+    (bad / "q.jsonl").write_bytes(bytes(data))
+    flagged = CliRunner().invoke(main, ["export", str(bad), str(tmp_path / "other")])
+    assert flagged.exit_code == 1
+    assert "did not verify" in flagged.output
+    missing = CliRunner().invoke(main, ["export", str(tmp_path / "nope"), str(dest)])
+    assert missing.exit_code == 2

@@ -91,7 +91,14 @@ from .model import (
     DatasetType,
     deterministic_dataset_id,
 )
-from .parquet import ExportReport, export_parquet, exported_logs, verify_export
+from .parquet import (
+    ExportReport,
+    export_parquet,
+    exported_logs,
+    fold_export,
+    verify_export,
+    write_provenance,
+)
 from .provenance import ProvenanceWarning, QuantumProvenanceData
 from .quantum import Quantum
 from .records import FileRecord
@@ -180,6 +187,7 @@ __all__ = [
     "export_parquet",
     "exported_logs",
     "fold",
+    "fold_export",
     "iter_log",
     "log_file_name",
     "parse_event",
@@ -189,4 +197,5 @@ __all__ = [
     "uuid7",
     "verify_export",
     "verify_logs",
+    "write_provenance",
 ]

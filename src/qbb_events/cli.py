@@ -17,7 +17,7 @@ from .errors import QbbEventsError
 from .fold import fold
 from .logs import VerificationReport, copy_logs, read_log, verify_logs
 from .model import DatasetRef
-from .parquet import export_parquet
+from .parquet import export_parquet, write_provenance
 from .quantum import Quantum
 
 __all__ = ["main"]
@@ -191,18 +191,30 @@ def copy(sources: tuple[Path, ...], destination: Path) -> None:
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
 )
+@click.option(
+    "--provenance/--no-provenance",
+    default=True,
+    show_default=True,
+    help="Also fold every quantum into the provenance tables (vectorized).",
+)
 def export(
-    sources: tuple[Path, ...], destination: Path, run: str | None, progress: bool | None
+    sources: tuple[Path, ...],
+    destination: Path,
+    run: str | None,
+    progress: bool | None,
+    provenance: bool,
 ) -> None:
     """Export logs (files, directories, SQLite stores) to a Parquet dataset.
 
-    Writes DESTINATION/events and DESTINATION/quanta, partitioned by run. Exporting logs
-    the dataset already holds adds nothing. Exits 1 if a log did not verify (it is exported,
-    flagged in the quanta table).
+    Writes DESTINATION/events, predicted and quanta, partitioned by run, then the
+    provenance tables. Exporting logs the dataset already holds adds nothing. Exits 1 if
+    a log did not verify (it is exported, flagged in the quanta table).
     """
     console = Console(stderr=True)
     try:
         report = export_parquet(list(sources), destination, run=run, progress=progress)
+        if provenance and (destination / "quanta").is_dir():
+            write_provenance(destination)
     except (QbbEventsError, OSError) as err:
         raise click.ClickException(f"export failed: {err}") from err
     click.echo(

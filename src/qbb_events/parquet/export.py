@@ -26,7 +26,7 @@ from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, PREDICTED_SCHEMA, QUANTA_SCHEM
 
 __all__ = ["ExportReport", "export_parquet"]
 
-ROW_GROUP_ROWS = 262_144
+ROW_GROUP_ROWS = 131_072
 """Rows per row group: within the 10^5 to 10^6 that scans and statistics like."""
 
 _DICTIONARY_COLUMNS = [
