@@ -149,8 +149,15 @@ def test_write_provenance(tmp_path: Path) -> None:
     back = _read(tmp_path / "export", "provenance")
     assert _key(back) == _key(provenance_rows_scalar(butler.events))
     assert set(back["run"].to_pylist()) == {"events/run"}
-    # Writing again replaces the part.
-    assert write_provenance(tmp_path / "export") == files
+    # Incremental, like the export: a part is folded once; a new export adds one part.
+    assert write_provenance(tmp_path / "export") == []
+    other = run_workflow(tmp_path / "repo2")
+    export_parquet([other.log], tmp_path / "export")
+    (added,) = write_provenance(tmp_path / "export")
+    assert added not in files
+    back = _read(tmp_path / "export", "provenance")
+    expected = provenance_rows_scalar(butler.events).num_rows
+    assert back.num_rows == expected + provenance_rows_scalar(other.events).num_rows
 
 
 def test_export_without_predicted_table_is_refused(tmp_path: Path) -> None:

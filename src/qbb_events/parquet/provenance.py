@@ -30,7 +30,6 @@ events about datasets outside the quantum.
 from __future__ import annotations
 
 import os
-import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -558,7 +557,7 @@ def _distinct_runs(predicted: pa.Table) -> pa.Table:
 
 
 def write_provenance(dest: str | os.PathLike[str]) -> list[Path]:
-    """Fold an export and write its provenance table.
+    """Fold an export, part by part, and write its provenance tables.
 
     Parameters
     ----------
@@ -568,24 +567,47 @@ def write_provenance(dest: str | os.PathLike[str]) -> list[Path]:
     Returns
     -------
     files : `list` [`pathlib.Path`]
-        The parts written: ``provenance/run=<run>/part-0.parquet`` (the run
-        URL-encoded, zstd), one per run; they replace any earlier ones.
+        The parts written now: ``provenance/run=<run>/part-<name>.parquet``
+        (zstd), one per exported part that had none yet.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a published part has no predicted twin.
 
     Notes
     -----
-    Each part is written to a hidden temporary file, then renamed over the
-    old one, so a reader never sees half a part.
+    Each exported part (one export of one run) holds whole quanta, so it is
+    folded on its own: memory is bounded by the largest part, not the run,
+    and provenance is written incrementally, once per part, like the export.
+    Each part is written to a hidden temporary file and then renamed, so a
+    reader never sees half a part.
     """
     dest = Path(dest)
-    table = fold_export(dest)
     files: list[Path] = []
-    for run in pc.unique(table["run"]).to_pylist():
-        folder = dest / "provenance" / f"run={urllib.parse.quote(run, safe='')}"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".part-{uuid.uuid4().hex}.tmp"
-        part = table.filter(pc.equal(table["run"], run)).drop_columns(["run"])
-        pq.write_table(part, tmp, compression="zstd")
-        path = folder / "part-0.parquet"
-        os.replace(tmp, path)
-        files.append(path)
+    for quanta in sorted((dest / "quanta").glob("run=*/part-*.parquet")):
+        folder, name = quanta.parent.name, quanta.name
+        target = dest / "provenance" / folder / name
+        if target.exists():
+            continue
+        events_part = dest / "events" / folder / name
+        predicted_part = dest / "predicted" / folder / name
+        for part in (events_part, predicted_part):
+            if not part.exists():
+                raise FileNotFoundError(
+                    f"{part} is missing: {quanta} was exported without it (an export older "
+                    "than the predicted table?); export the logs again"
+                )
+        events = pq.read_table(events_part, columns=list(_EVENT_COLUMNS))
+        if pc.any(_fallback_mask(events)).as_py():
+            events = pq.read_table(events_part)
+        predicted = pq.read_table(
+            predicted_part, columns=["quantum_id", "attempt", "dataset_id", "role"]
+        )
+        table = vectorized_provenance(events, predicted).cast(PROVENANCE_SCHEMA)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".part-{uuid.uuid4().hex}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, target)
+        files.append(target)
     return files
