@@ -7,7 +7,8 @@ successful and 2 failed reads, 20 writes, one input marked unused, and
 process so that its peak memory (max RSS) is its own:
 
 - export: ``export_parquet(logs, dest)``, events per second;
-- vectorized fold: the provenance tables computed from the Parquet dataset;
+- vectorized fold: ``write_provenance(dest)``, the provenance tables computed from the
+  Parquet dataset with Arrow compute and written;
 - scalar fold: ``fold(read_log(path))`` for every log (the baseline);
 - size on disk per event of the whole dataset.
 
@@ -116,9 +117,9 @@ def phase(name: str, logs: Path, dest: Path) -> dict[str, float]:
 
         count = export_parquet(logs, dest, progress=False).events
     elif name == "vectorized fold":
-        from qbb_events.parquet.provenance import fold_export
+        from qbb_events import write_provenance
 
-        fold_export(dest)
+        write_provenance(dest)
         count = _events_in(dest)
     elif name == "scalar fold":
         from qbb_events import fold, iter_log
