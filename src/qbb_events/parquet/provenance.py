@@ -35,15 +35,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ..events import GENESIS_HASH as _GENESIS
-from ..events import SCHEMA_VERSION, Event, OutputWritten, canonical_json, chain_hash, parse_event
+from ..events import SCHEMA_VERSION, Event, OutputWritten, parse_event
 from ..fold import ProvenanceReducer, fold
-from .rows import rows_to_body
+from .reading import rebuilt_records
 from .schema import UUID_TYPE
 
 __all__ = [
@@ -430,32 +430,7 @@ def _scalar_fallback(events_table: pa.Table, fallback: pa.Table) -> list[pa.Tabl
 
 
 def _events_of(log: Sequence[list[dict[str, Any]]]) -> list[Event]:
-    events: list[Event] = []
-    prev = _GENESIS
-    for rows in log:
-        first = rows[0]
-        envelope = {
-            "schema_version": first["schema_version"],
-            "quantum_id": str(uuid.UUID(bytes=first["quantum_id"])),
-            "attempt": first["attempt"],
-            "seq": first["seq"],
-            "timestamp_ns": first["timestamp"],
-            "kind": first["kind"],
-            "prev_hash": prev,
-        }
-        strings = [
-            {
-                **row,
-                "dataset_id": None
-                if row["dataset_id"] is None
-                else str(uuid.UUID(bytes=row["dataset_id"])),
-            }
-            for row in rows
-        ]
-        body = rows_to_body(envelope, strings)
-        prev = chain_hash(prev, canonical_json(body))
-        events.append(parse_event({**body, "hash": prev}))
-    return events
+    return [parse_event(orjson.loads(record)) for record in rebuilt_records(log)]
 
 
 _ALL_EVENT_COLUMNS: Final = (

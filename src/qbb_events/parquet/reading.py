@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,25 +76,42 @@ def _logs_of(part: Path) -> Iterator[tuple[tuple[uuid.UUID, int], list[list[dict
 
 def _rebuilt(events: list[list[dict[str, Any]]]) -> Any:
     def records() -> Iterator[tuple[int, bytes, bool]]:
-        prev = GENESIS_HASH
-        for position, rows in enumerate(events, start=1):
-            first = rows[0]
-            envelope = {
-                "schema_version": first["schema_version"],
-                "quantum_id": str(uuid.UUID(bytes=first["quantum_id"])),
-                "attempt": first["attempt"],
-                "seq": first["seq"],
-                "timestamp_ns": first["timestamp"],
-                "kind": first["kind"],
-                "prev_hash": prev,
-            }
-            strings = [{**row, "dataset_id": _uuid_text(row["dataset_id"])} for row in rows]
-            canonical = canonical_json(rows_to_body(envelope, strings))
-            digest = chain_hash(prev, canonical)
-            yield position, encode_record(canonical, digest), True
-            prev = digest
+        for position, record in enumerate(rebuilt_records(events), start=1):
+            yield position, record, True
 
     return records
+
+
+def rebuilt_records(events: Sequence[Sequence[dict[str, Any]]]) -> Iterator[bytes]:
+    """Yield the records of one log's events rebuilt from their rows.
+
+    Parameters
+    ----------
+    events : `~collections.abc.Sequence` [`~collections.abc.Sequence` [`dict`]]
+        Each event's rows in ``seq`` order (and each event's in ``item``
+        order), ids as 16 bytes and timestamps as integer nanoseconds.
+
+    Yields
+    ------
+    record : `bytes`
+        Each event's stored record; its ``prev_hash`` is rebuilt from the chain.
+    """
+    prev = GENESIS_HASH
+    for rows in events:
+        first = rows[0]
+        envelope = {
+            "schema_version": first["schema_version"],
+            "quantum_id": str(uuid.UUID(bytes=first["quantum_id"])),
+            "attempt": first["attempt"],
+            "seq": first["seq"],
+            "timestamp_ns": first["timestamp"],
+            "kind": first["kind"],
+            "prev_hash": prev,
+        }
+        strings = [{**row, "dataset_id": _uuid_text(row["dataset_id"])} for row in rows]
+        canonical = canonical_json(rows_to_body(envelope, strings))
+        prev = chain_hash(prev, canonical)
+        yield encode_record(canonical, prev)
 
 
 def _uuid_text(value: bytes | None) -> str | None:
