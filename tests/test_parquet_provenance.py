@@ -341,3 +341,28 @@ def test_columns_that_cannot_hold_a_payload_fall_back_to_the_scalar_fold(
     assert _key(table) == _key(_scalar([butler.events, other.events]))
     with pytest.raises(ValueError, match="scalar fold"):
         vectorized_provenance(spoiled.drop_columns(["path"]), predicted)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 50, 10_000])
+def test_write_provenance_in_chunks_equals_the_whole_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Folding a part in chunks of whole quanta gives the fold of the whole export."""
+    import qbb_events.parquet.provenance as provenance_module
+
+    logs = [run_workflow(tmp_path / f"repo{i}").log for i in range(4)]
+    export_parquet(logs, tmp_path / "export")
+    whole = fold_export(tmp_path / "export")
+    monkeypatch.setattr(provenance_module, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", _small_batches(pq.ParquetFile.iter_batches))
+    write_provenance(tmp_path / "export")
+    back = _read(tmp_path / "export", "provenance")
+    assert _key(back) == _key(whole.drop_columns(["run"]))
+
+
+def _small_batches(real):  # type: ignore[no-untyped-def]
+    def iter_batches(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs["batch_size"] = 5
+        return real(self, *args, **kwargs)
+
+    return iter_batches

@@ -573,16 +573,81 @@ def write_provenance(dest: str | os.PathLike[str]) -> list[Path]:
                     f"{part} is missing: {quanta} was exported without it (an export older "
                     "than the predicted table?); export the logs again"
                 )
-        events = pq.read_table(events_part, columns=list(_EVENT_COLUMNS))
-        if pc.any(_fallback_mask(events)).as_py():
-            events = pq.read_table(events_part)
-        predicted = pq.read_table(
-            predicted_part, columns=["quantum_id", "attempt", "dataset_id", "role"]
-        )
-        table = vectorized_provenance(events, predicted).cast(PROVENANCE_SCHEMA)
+        # The fallback needs every column: decided once per part, from two small ones.
+        marks = pq.read_table(events_part, columns=["item", "schema_version"])
+        columns = _ALL_EVENT_COLUMNS if pc.any(_fallback_mask(marks)).as_py() else _EVENT_COLUMNS
+        del marks
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".part-{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, tmp, compression="zstd")
+        with pq.ParquetWriter(tmp, PROVENANCE_SCHEMA, compression="zstd") as writer:
+            for events, predicted in _chunks(events_part, predicted_part, list(columns)):
+                writer.write_table(vectorized_provenance(events, predicted).cast(PROVENANCE_SCHEMA))
         os.replace(tmp, target)
         files.append(target)
     return files
+
+
+CHUNK_ROWS = 1_000_000
+"""Event rows folded at once by `write_provenance`: bounds its memory whatever a part's size."""
+
+_PREDICTED_COLUMNS = ["quantum_id", "attempt", "dataset_id", "role"]
+
+
+def _keys(table: pa.Table) -> list[tuple[bytes, int]]:
+    return list(zip(table["quantum_id"].to_pylist(), table["attempt"].to_pylist(), strict=True))
+
+
+def _chunks(
+    events_part: Path, predicted_part: Path, columns: list[str]
+) -> Iterable[tuple[pa.Table, pa.Table]]:
+    """Yield the events and predicted rows of a part in chunks of whole quanta.
+
+    The exporter writes each log's rows together, in the same order of logs
+    in both tables, so a chunk ends where a quantum attempt does: the rows of
+    the last, perhaps unfinished, one wait for the next chunk.
+    """
+    events_batches = pq.ParquetFile(events_part).iter_batches(columns=columns)
+    predicted_batches = pq.ParquetFile(predicted_part).iter_batches(columns=_PREDICTED_COLUMNS)
+    held_events: list[pa.RecordBatch] = []
+    held_predicted = pa.Table.from_batches([], schema=_predicted_schema(predicted_part))
+    rows = 0
+    done = False
+    while not done:
+        batch = next(events_batches, None)
+        if batch is not None:
+            held_events.append(batch)
+            rows += batch.num_rows
+            if rows < CHUNK_ROWS:
+                continue
+        done = batch is None
+        if not held_events:
+            break
+        events = pa.Table.from_batches(held_events)
+        keys = _keys(events.select(["quantum_id", "attempt"]))
+        cut = len(keys)
+        if not done:
+            while cut and keys[cut - 1] == keys[-1]:
+                cut -= 1  # the last quantum attempt may go on in the next batch
+        complete, rest = events.slice(0, cut), events.slice(cut)
+        wanted = set(_keys(complete.select(["quantum_id", "attempt"])))
+        # Predicted rows come in the same order of quanta: take them while they belong here.
+        while True:
+            predicted_keys = _keys(held_predicted)
+            outside = next((i for i, k in enumerate(predicted_keys) if k not in wanted), None)
+            if outside is not None:
+                break
+            more = next(predicted_batches, None)
+            if more is None:
+                outside = len(predicted_keys)
+                break
+            held_predicted = pa.concat_tables([held_predicted, pa.Table.from_batches([more])])
+        if complete.num_rows:
+            yield complete, held_predicted.slice(0, outside)
+        held_predicted = held_predicted.slice(outside)
+        held_events = rest.to_batches()
+        rows = rest.num_rows
+
+
+def _predicted_schema(part: Path) -> pa.Schema:
+    schema = pq.read_schema(part)
+    return pa.schema([schema.field(name) for name in _PREDICTED_COLUMNS])
