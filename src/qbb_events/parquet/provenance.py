@@ -587,14 +587,17 @@ def write_provenance(dest: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 262_144
 """Event rows folded at once by `write_provenance`: bounds its memory whatever a part's size."""
 
 _PREDICTED_COLUMNS = ["quantum_id", "attempt", "dataset_id", "role"]
 
 
-def _keys(table: pa.Table) -> list[tuple[bytes, int]]:
-    return list(zip(table["quantum_id"].to_pylist(), table["attempt"].to_pylist(), strict=True))
+def _key(table: pa.Table | pa.RecordBatch) -> Any:
+    """One binary column naming each row's quantum attempt."""
+    quantum = pc.cast(table["quantum_id"], pa.binary())
+    attempt = pc.cast(pc.cast(table["attempt"], pa.string()), pa.binary())
+    return pc.binary_join_element_wise(quantum, attempt, b"/")
 
 
 def _chunks(
@@ -602,50 +605,49 @@ def _chunks(
 ) -> Iterable[tuple[pa.Table, pa.Table]]:
     """Yield the events and predicted rows of a part in chunks of whole quanta.
 
-    The exporter writes each log's rows together, in the same order of logs
-    in both tables, so a chunk ends where a quantum attempt does: the rows of
-    the last, perhaps unfinished, one wait for the next chunk.
+    The exporter writes each log's rows together, and the logs in the same
+    order in both tables, so a chunk ends where a quantum attempt does (the
+    rows of the last, perhaps unfinished, one wait for the next chunk), and
+    its predicted rows are read just until a later quantum's begin.
     """
     events_batches = pq.ParquetFile(events_part).iter_batches(columns=columns)
     predicted_batches = pq.ParquetFile(predicted_part).iter_batches(columns=_PREDICTED_COLUMNS)
-    held_events: list[pa.RecordBatch] = []
-    held_predicted = pa.Table.from_batches([], schema=_predicted_schema(predicted_part))
+    held: list[pa.RecordBatch] = []
+    predicted = pa.Table.from_batches([], schema=_predicted_schema(predicted_part))
     rows = 0
-    done = False
-    while not done:
+    while True:
         batch = next(events_batches, None)
         if batch is not None:
-            held_events.append(batch)
+            held.append(batch)
             rows += batch.num_rows
             if rows < CHUNK_ROWS:
                 continue
-        done = batch is None
-        if not held_events:
-            break
-        events = pa.Table.from_batches(held_events)
-        keys = _keys(events.select(["quantum_id", "attempt"]))
-        cut = len(keys)
-        if not done:
-            while cut and keys[cut - 1] == keys[-1]:
-                cut -= 1  # the last quantum attempt may go on in the next batch
-        complete, rest = events.slice(0, cut), events.slice(cut)
-        wanted = set(_keys(complete.select(["quantum_id", "attempt"])))
-        # Predicted rows come in the same order of quanta: take them while they belong here.
+        if not held:
+            return
+        events = pa.Table.from_batches(held)
+        keys = _key(events)
+        cut = events.num_rows
+        if batch is not None:
+            # Rows of one quantum attempt are contiguous: the last one's are the tail.
+            cut -= pc.sum(pc.equal(keys, keys[-1])).as_py()
+        complete = events.slice(0, cut)
+        wanted = pc.unique(keys.slice(0, cut))
         while True:
-            predicted_keys = _keys(held_predicted)
-            outside = next((i for i, k in enumerate(predicted_keys) if k not in wanted), None)
-            if outside is not None:
-                break
+            tail = predicted.slice(max(predicted.num_rows - 1, 0))
+            if tail.num_rows and not pc.all(pc.is_in(_key(tail), value_set=wanted)).as_py():
+                break  # a later quantum's predicted rows have begun
             more = next(predicted_batches, None)
             if more is None:
-                outside = len(predicted_keys)
                 break
-            held_predicted = pa.concat_tables([held_predicted, pa.Table.from_batches([more])])
-        if complete.num_rows:
-            yield complete, held_predicted.slice(0, outside)
-        held_predicted = held_predicted.slice(outside)
-        held_events = rest.to_batches()
-        rows = rest.num_rows
+            predicted = pa.concat_tables([predicted, pa.Table.from_batches([more])])
+        mine = pc.is_in(_key(predicted), value_set=wanted)
+        if cut:
+            yield complete, predicted.filter(mine)
+        predicted = predicted.filter(pc.invert(mine))
+        if batch is None:
+            return
+        held = events.slice(cut).to_batches()
+        rows = events.num_rows - cut
 
 
 def _predicted_schema(part: Path) -> pa.Schema:
