@@ -14,7 +14,7 @@ from typing_extensions import TypeIs
 
 from ..errors import LogCorruptedError
 from ..events import GENESIS_HASH, SCHEMA_VERSION, canonical_json, chain_hash, parse_event
-from .stored import HASH_SUFFIX_LEN, StoredLog
+from .stored import StoredLog, hashed_part
 
 __all__ = [
     "LogVerification",
@@ -45,7 +45,6 @@ ProblemKind = Literal[
 """What verification can find wrong; see `docs/event-log.md` for each."""
 
 _frozen = ConfigDict(frozen=True, extra="forbid")
-_HASH_KEY = b',"hash":"'
 _WITH_DATASETS = frozenset({"quantum_started", "output_written", "datasets_pruned"})
 
 
@@ -394,12 +393,12 @@ class _LogChecker:
             )
             self.set_aside(advance=True)
             return
-        end = len(record) - HASH_SUFFIX_LEN
-        if end > 0 and record[end:-66] == _HASH_KEY and record[-2:] == b'"}':
+        parts = hashed_part(record)
+        if parts is not None:
             # The writer's layout: the bytes before ',"hash"' (and a closing
             # brace) are exactly what the hash covers, so any changed byte
             # changes the hash, with no need to serialize the event again.
-            covered = record[:end] + b"}"
+            covered = parts[0]
             if sha256(prev_hash.encode() + covered).hexdigest() != stored_hash:
                 self.tampered("the hash does not match the event's content", position)
                 return
