@@ -6,23 +6,23 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from ...errors import (
     InvalidDefinitionError,
     LogClosedError,
     LogConflictError,
     LogWriteError,
 )
-from ..events import Event
-from .base import EventLog
-from .flusher import GroupFlusher
-from .sqlite_schema import (
+from ...events import Event
+from .._base import EventLog
+from .._flusher import GroupFlusher
+from .._sync import SyncPolicy
+from ._schema import (
     _again,
     _Row,
 )
-from .sync import SyncPolicy
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteEventStore
+    from ._store import SqliteEventStore
 
 __all__ = ["SqliteEventLog"]
 

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from ..errors import (
+from ...errors import (
     LogClosedError,
     LogConflictError,
     LogCorruptedError,
@@ -36,10 +36,12 @@ from ..errors import (
     LogWriteError,
     SchemaVersionError,
 )
-from ..events import GENESIS_HASH, Event
-from .reading import _ChainChecker
-from .sqlite_log import SqliteEventLog
-from .sqlite_schema import (
+from ...events import GENESIS_HASH, Event
+from .._reading import _ChainChecker
+from .._records import StoredLog
+from .._sync import SyncPolicy
+from ._log import SqliteEventLog
+from ._schema import (
     _ADVANCE,
     _ERRNO_OF_SQLITE,
     _INSERT_EVENTS,
@@ -60,8 +62,6 @@ from .sqlite_schema import (
     _Stored,
     _writer,
 )
-from .stored import StoredLog
-from .sync import SyncPolicy
 
 __all__ = ["STORE_FORMAT", "SqliteEventLog", "SqliteEventStore"]
 
