@@ -43,9 +43,9 @@ from qbb_events import (
     check_chain,
     fold,
 )
+from qbb_events.logs import _sql_store as sqlite_module
 from qbb_events.logs import encode_record
 from qbb_events.logs.sqlite import SqliteEventLog, SqliteEventStore
-from qbb_events.logs.sqlite import _store as sqlite_module
 
 SPAWN = multiprocessing.get_context("spawn")
 

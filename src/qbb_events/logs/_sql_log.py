@@ -6,23 +6,23 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import (
+from ..errors import (
     InvalidDefinitionError,
     LogClosedError,
     LogConflictError,
     LogWriteError,
 )
-from ...events import Event
-from .._base import EventLog
-from .._flusher import GroupFlusher
-from .._sync import SyncPolicy
-from ._schema import (
+from ..events import Event
+from ._base import EventLog
+from ._flusher import GroupFlusher
+from ._sql_schema import (
     _again,
     _Row,
 )
+from ._sync import SyncPolicy
 
 if TYPE_CHECKING:
-    from ._store import SqliteEventStore
+    from ._sql_store import SqliteEventStore
 
 __all__ = ["SqliteEventLog"]
 

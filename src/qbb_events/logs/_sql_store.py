@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from ...errors import (
+from ..errors import (
     LogClosedError,
     LogConflictError,
     LogCorruptedError,
@@ -36,12 +36,11 @@ from ...errors import (
     LogWriteError,
     SchemaVersionError,
 )
-from ...events import GENESIS_HASH, Event
-from .._reading import _ChainChecker
-from .._records import StoredLog
-from .._sync import SyncPolicy
-from ._log import SqliteEventLog
-from ._schema import (
+from ..events import GENESIS_HASH, Event
+from ._reading import _ChainChecker
+from ._records import StoredLog
+from ._sql_log import SqliteEventLog
+from ._sql_schema import (
     _ADVANCE,
     _ERRNO_OF_SQLITE,
     _INSERT_EVENTS,
@@ -62,6 +61,7 @@ from ._schema import (
     _Stored,
     _writer,
 )
+from ._sync import SyncPolicy
 
 __all__ = ["STORE_FORMAT", "SqliteEventLog", "SqliteEventStore"]
 

@@ -14,13 +14,13 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ...errors import (
+from ..errors import (
     LogConflictError,
     LogCorruptedError,
     LogWriteError,
 )
-from ...events import chain_hash
-from .._records import hashed_part
+from ..events import chain_hash
+from ._records import hashed_part
 
 __all__ = ["STORE_FORMAT"]
 
