@@ -23,6 +23,7 @@ from ._verification import (
 )
 from .jsonl import JsonLinesEventLog
 from .memory import InMemoryEventLog
+from .postgres import PostgresEventLog, PostgresEventStore
 from .sqlite import SqliteEventLog, SqliteEventStore
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "LogSource",
     "LogStore",
     "LogVerification",
+    "PostgresEventLog",
+    "PostgresEventStore",
     "Problem",
     "ProblemKind",
     "SqliteEventLog",
