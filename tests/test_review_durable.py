@@ -177,7 +177,9 @@ def test_an_empty_log_is_not_refused_without_a_reason(tmp_path: Path) -> None:
     source_dir = tmp_path / "run"
     sealed_log(source_dir)
     (source_dir / "crashed.jsonl").touch()
-    assert verify_logs(source_dir).ok
+    # Issue 8 reversed the first half: an empty log is a log with no
+    # quantum_started, reported as not_started (see test_verification.py).
+    assert [p.kind for _, p in verify_logs(source_dir).problems()] == ["not_started"]
     report = copy_logs(source_dir, tmp_path / "out")
     assert all(verdict.problems for verdict in report.refused), report.refused
 

@@ -185,11 +185,14 @@ def test_an_unsealed_log(tmp_path: Path) -> None:
     assert verify_logs(path).ok
 
 
-def test_an_empty_log_file_has_no_verdict_problems(tmp_path: Path) -> None:
+def test_an_empty_log_file_is_reported_as_not_started(tmp_path: Path) -> None:
+    # Issue 8: a 0-byte log used to verify as OK; it is a log with no
+    # quantum_started, and says so.
     path = tmp_path / "empty.jsonl"
     path.touch()
     report = verify_logs(path)
-    assert report.ok
+    assert not report.ok
+    assert [p.kind for _, p in report.problems()] == ["not_started"]
     [verdict] = report.logs
     assert verdict.events == 0
     assert verdict.quantum_id is None
