@@ -432,6 +432,8 @@ class SqlEventStore(Generic[_Log]):
             claim = self._transact(
                 lambda conn: self._claim_of(conn, key, attempt), f"reading {label}", read=True
             )
+            if claim is None and position == 0:
+                return  # a log the store does not hold: no records
             stored = _Claim(position, record[-66:-2].decode() if record else GENESIS_HASH, False)
             sealed = b'"kind":"quantum_finished"' in record
             if claim is None or (claim.events, claim.last_hash, claim.sealed) != (

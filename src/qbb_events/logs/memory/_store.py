@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import orjson
 
-from ...errors import LogClosedError, LogConflictError, LogCorruptedError
+from ...errors import LogConflictError, LogCorruptedError
 from ...events import Event
 from .._merge import EMPTY, Tail, missing_suffix
 from .._reading import _ChainChecker
@@ -37,7 +37,6 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self._records: dict[_Key, list[bytes]] = {}
         self._lock = threading.Lock()
-        self._closed = False
 
     def open_log(
         self, quantum_id: uuid.UUID, attempt: int, *, sync: SyncPolicy | None = None
@@ -58,7 +57,6 @@ class InMemoryEventStore:
         log : `InMemoryEventLog`
             Its events go into this store as they are appended.
         """
-        self._check_open()
         key = (quantum_id, attempt)
         log = _StoreLog(self, key)
         with self._lock:
@@ -71,7 +69,6 @@ class InMemoryEventStore:
 
     def quanta(self) -> list[_Key]:
         """List the quantum attempts held, sorted."""
-        self._check_open()
         with self._lock:
             return sorted(key for key, records in self._records.items() if records)
 
@@ -110,7 +107,6 @@ class InMemoryEventStore:
         LogConflictError, LogSealedError, LogCorruptedError
             As `SqliteEventStore.append_records`.
         """
-        self._check_open()
         groups: dict[_Key, list[Envelope]] = {}
         for record in records:
             item = parse_envelope(record)
@@ -131,8 +127,11 @@ class InMemoryEventStore:
         return inserted
 
     def close(self) -> None:
-        """Release the store; its records are dropped. Idempotent."""
-        self._closed = True
+        """Do nothing: memory holds nothing to release, and the store stays usable.
+
+        The logs stay readable for the life of the object, as an
+        `InMemoryEventLog` does after its ``close``.
+        """
 
     def __enter__(self) -> Self:
         return self
@@ -146,15 +145,10 @@ class InMemoryEventStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"InMemoryEventStore({len(self._records)} logs{', closed' if self._closed else ''})"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LogClosedError("The in-memory event store is closed.")
+        return f"InMemoryEventStore({len(self._records)} logs)"
 
     def _keep(self, key: _Key, seq: int, record: bytes) -> None:
         """Store one appended record; the first claims the quantum attempt."""
-        self._check_open()
         with self._lock:
             held = self._records.setdefault(key, [])
             if len(held) != seq:
