@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support.sqlite_workers import empty_quantum, existence_payload
+from support.store_workers import empty_quantum, existence_payload
 from support.workflows import run_workflow
 from test_schema_evolution import V1_LOG, _as_version_2
 

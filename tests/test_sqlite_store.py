@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from support.sqlite_workers import (
+from support.store_workers import (
     append_events,
     append_until_killed,
     empty_quantum,
