@@ -384,6 +384,16 @@ def _open_sqlite(path: Path, readonly: bool, timeout_s: float, create_directory:
                 raise DatabaseError(
                     err.errno, f"Cannot create the database's directory: {err.strerror}", str(path)
                 ) from err
+        # SQLite says only "unable to open database file" (SQLITE_CANTOPEN,
+        # errno ENOENT) for a file it may not write: say why, with its errno.
+        if path.exists() and not os.access(path, os.W_OK):
+            raise DatabaseError(errno.EACCES, "The database file is not writable", str(path))
+        if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise DatabaseError(
+                errno.EACCES,
+                "Cannot create the database: its directory is not writable",
+                str(path),
+            )
         database = f"file:{quoted}"
     engine = sa.create_engine(
         sa.URL.create("sqlite", database=database, query={"uri": "true"}),
