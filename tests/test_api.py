@@ -133,6 +133,7 @@ LAYERS = [
     "logs",
     "parquet",
     "analytics",
+    "_metrics",
     "payloads",
     "deferred",
     "butler",

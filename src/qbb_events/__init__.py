@@ -7,14 +7,25 @@ hash-chained event to its quantum's log; `fold` turns a log into
 
 from importlib import metadata as _metadata
 
+from ._metrics import ButlerMetrics
 from .butler import QuantumBackedButler
-from .datastore import FileDatastore, PathTemplate
+from .datastore import (
+    DEFAULT_DATASTORE_NAME,
+    ArtifactURI,
+    DatasetRefURIs,
+    FileDatastore,
+    PathTemplate,
+)
 from .deferred import DeferredDatasetHandle
 from .errors import (
     ArgumentTypeError,
+    ArtifactChecksumError,
+    ArtifactExistsError,
     ArtifactNotFoundError,
     BadReadRequestError,
     ButlerClosedError,
+    DatasetNotPredictedError,
+    DatastoreRootNotFoundError,
     DatastoreWriteError,
     FoldError,
     InvalidDataIdError,
@@ -43,6 +54,7 @@ from .events import (
     EVENT_KINDS,
     GENESIS_HASH,
     SCHEMA_VERSION,
+    ArtifactsRetrieved,
     DatasetsPruned,
     DeferredLoaded,
     DeferredRequested,
@@ -54,6 +66,7 @@ from .events import (
     OutputWritten,
     QuantumFinished,
     QuantumStarted,
+    UriRequested,
     canonical_json,
     chain_hash,
     parse_event,
@@ -109,19 +122,28 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEFAULT_DATASTORE_NAME",
     "EVENT_KINDS",
     "GENESIS_HASH",
     "SCHEMA_VERSION",
     "STORAGE_CLASSES",
     "ArgumentTypeError",
+    "ArtifactChecksumError",
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
+    "ArtifactURI",
+    "ArtifactsRetrieved",
     "BadReadRequestError",
     "ButlerClosedError",
+    "ButlerMetrics",
     "CopyReport",
     "DataId",
+    "DatasetNotPredictedError",
     "DatasetRef",
+    "DatasetRefURIs",
     "DatasetType",
     "DatasetsPruned",
+    "DatastoreRootNotFoundError",
     "DatastoreWriteError",
     "DeferredDatasetHandle",
     "DeferredLoaded",
@@ -177,6 +199,7 @@ __all__ = [
     "TornLogWarning",
     "UnknownEventKindError",
     "UnreadableArtifactError",
+    "UriRequested",
     "VerificationReport",
     "__version__",
     "canonical_json",
