@@ -219,3 +219,22 @@ def test_retrieval_changes_no_provenance_set(make_quantum: Any, tmp_path: Path) 
     butler.retrieve_artifacts_zip(setup.inputs, tmp_path / "zips")
     assert butler.extract_provenance_data() == before
     assert before.actual_inputs == frozenset()
+
+
+@pytest.mark.parametrize("transfer", MODES)
+def test_retrieving_into_the_datastore_is_refused(make_quantum: Any, transfer: str) -> None:
+    butler, setup = _butler(make_quantum, n_inputs=1, n_outputs=1)
+    refs = [*setup.inputs, *setup.outputs]
+    before = {ref: setup.datastore.path(ref).read_bytes() for ref in refs}
+    root = setup.datastore.root
+    for dest in (root, root / "inner"):
+        with pytest.raises(InvalidDefinitionError, match="inside the datastore root"):
+            butler.retrieve_artifacts(refs, dest, transfer=transfer, overwrite=True)
+        with pytest.raises(InvalidDefinitionError, match="inside the datastore root"):
+            butler.retrieve_artifacts_zip(refs, dest)
+    for ref, data in before.items():
+        path = setup.datastore.path(ref)
+        assert not path.is_symlink()
+        assert path.read_bytes() == data
+    assert not (root / "inner").exists()
+    assert butler.events[-1].error.exc_type == "InvalidDefinitionError"  # type: ignore[union-attr]

@@ -280,6 +280,17 @@ def _write_file(path: Path, data: bytes, overwrite: bool) -> None:
         raise
 
 
+def _outside_root(datastore: FileDatastore, dest: Path) -> None:
+    # Retrieving into the datastore could replace the very artifacts being
+    # retrieved (a symlink to itself, with overwrite=True): it is refused.
+    root = os.path.realpath(datastore.root)
+    where = os.path.realpath(dest)
+    if where == root or where.startswith(root + os.sep):
+        raise InvalidDefinitionError(
+            f"Cannot retrieve artifacts into {dest}: it is inside the datastore root {root}."
+        )
+
+
 def resolve_mode(transfer: object) -> str:
     """Return the transfer mode to use for a requested one.
 
@@ -349,10 +360,11 @@ def retrieve_artifacts(
     ArtifactNotFoundError, ArtifactChecksumError, ArtifactExistsError, PathEscapeError
         Before anything is published in ``destination``.
     InvalidDefinitionError
-        For an unknown transfer mode.
+        For an unknown transfer mode, or a destination inside the datastore root.
     """
     mode = resolve_mode(transfer)
     dest = Path(destination).absolute()
+    _outside_root(datastore, dest)
     planned = _plan(datastore, refs, preserve_path)
     index_path = dest / INDEX_NAME
     if not overwrite:
@@ -432,8 +444,11 @@ def retrieve_artifacts_zip(
     ------
     ArtifactNotFoundError, ArtifactChecksumError, ArtifactExistsError, PathEscapeError
         Before the zip is published.
+    InvalidDefinitionError
+        If the destination is inside the datastore root.
     """
     dest = Path(destination).absolute()
+    _outside_root(datastore, dest)
     planned = _plan(datastore, refs, preserve_path=True)
     target = dest / zip_name(p.ref for p in planned)
     if not overwrite:
