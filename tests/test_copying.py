@@ -18,6 +18,7 @@ from support.readonly import frozen, unlistable
 from support.store_workers import empty_quantum, existence_payload
 
 from qbb_events import (
+    FileDatastore,
     JsonLinesEventLog,
     LogConflictError,
     LogCorruptedError,
@@ -84,7 +85,7 @@ def test_copying_a_log_whose_writer_appends_meanwhile(tmp_path: Path) -> None:
     path = tmp_path / "live.jsonl"
     live = JsonLinesEventLog(path, sync=SyncPolicy.every_event())
     QuantumBackedButler.initialize(
-        str(tmp_path / "repo"), empty_quantum(str(uuid.uuid4())), log=live
+        FileDatastore(tmp_path / "repo", create=True), empty_quantum(str(uuid.uuid4())), log=live
     )
     for index in range(3):
         live.append("existence_checked", existence_payload(index))

@@ -22,6 +22,7 @@ from qbb_events import (
     SCHEMA_VERSION,
     DatasetRef,
     DatasetType,
+    FileDatastore,
     FileRecord,
     InMemoryEventLog,
     JsonLinesEventLog,
@@ -42,7 +43,7 @@ from qbb_events.logs import _base as log_base
 
 @pytest.fixture
 def butler(tmp_path: Path) -> QuantumBackedButler:
-    return run_workflow(tmp_path / "repo", attempt=2)
+    return run_workflow(tmp_path / "repo", attempt=2, retrieve_to=tmp_path / "retrieved")
 
 
 def patch_clock(monkeypatch: pytest.MonkeyPatch, values: list[int]) -> None:
@@ -554,7 +555,9 @@ def test_data_id_ints_must_fit_in_64_bits(tmp_path: Path) -> None:
     refs = [DatasetRef(visit, {"visit": v}, RUN) for v in (2**63 - 1, -(2**63))]
     quantum = Quantum("task", {"visit": 2**63 - 1}, inputs=[], outputs=refs)
     path = tmp_path / "q.jsonl"
-    with QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=path) as butler:
+    with QuantumBackedButler.initialize(
+        FileDatastore(tmp_path / "repo", create=True), quantum, log=path
+    ) as butler:
         butler.put({"x": 1}, refs[1])
     check_chain(butler.events)
     assert read_log(path) == list(butler.events)
@@ -585,7 +588,9 @@ def test_exception_with_lone_surrogate_is_recorded(tmp_path: Path, store: str) -
     )
     path = tmp_path / "q.jsonl"
     butler = QuantumBackedButler.initialize(
-        tmp_path / "repo", quantum, log=path if store == "file" else None
+        FileDatastore(tmp_path / "repo", create=True),
+        quantum,
+        log=path if store == "file" else None,
     )
     with pytest.raises(ValueError, match="bad file"), butler:
         raise ValueError("bad file caf\udce9.fits")

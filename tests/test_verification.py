@@ -42,6 +42,7 @@ from support.workflows import lines_of, rehash, run_workflow, stored_line, write
 from qbb_events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    FileDatastore,
     InMemoryEventLog,
     JsonLinesEventLog,
     LogCorruptedError,
@@ -175,7 +176,9 @@ def test_a_sound_log_verifies(logged: tuple[Path, QuantumBackedButler]) -> None:
 @pytest.mark.parametrize("status", ["failed", "no_work"])
 def test_the_status_is_that_of_quantum_finished(tmp_path: Path, status: str) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=path
+    )
     butler.finish(status, ValueError("boom") if status == "failed" else None)  # type: ignore[arg-type]
     butler.close()
     [verdict] = verify_logs(path).logs
@@ -187,7 +190,9 @@ def test_the_status_is_that_of_quantum_finished(tmp_path: Path, status: str) -> 
 
 def test_an_unsealed_log(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=path
+    )
     butler.markInputUnused(uuid.uuid4())  # type: ignore[arg-type]
     report = verify_logs(path)
     assert found(report) == [("unsealed", 2, None)]
@@ -998,7 +1003,9 @@ def test_a_live_file_log_verifies_like_its_file(tmp_path: Path) -> None:
 
 def test_a_live_unsealed_log(tmp_path: Path) -> None:
     log = InMemoryEventLog()
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=log)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=log
+    )
     butler.markInputUnused(uuid.uuid4())  # type: ignore[arg-type]
     assert found(verify_logs(log)) == [("unsealed", 2, None)]
     butler.close()
@@ -1404,7 +1411,9 @@ def test_verification_keeps_no_per_event_state(tmp_path: Path) -> None:
     for events in (10_000, 40_000):
         log = JsonLinesEventLog(tmp_path / f"l{events}.jsonl", sync=SyncPolicy.on_close())
         butler = QuantumBackedButler.initialize(
-            tmp_path / f"repo{events}", empty_quantum(str(uuid.uuid4())), log=log
+            FileDatastore(tmp_path / f"repo{events}", create=True),
+            empty_quantum(str(uuid.uuid4())),
+            log=log,
         )
         for index in range(events):
             log.append("existence_checked", existence_payload(index))

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ..butler import QuantumBackedButler
+from ..datastore import FileDatastore
 from ..errors import (
     LogConflictError,
     LogCorruptedError,
@@ -70,7 +71,7 @@ def _existence(index: int) -> dict[str, Any]:
 
 def _record(log: EventLog, root: Path, quantum: Quantum, events: int, *, seal: bool) -> None:
     """Start ``quantum`` on ``log``, append ``events`` checks, and seal it if asked."""
-    butler = QuantumBackedButler.initialize(root, quantum, log=log)
+    butler = QuantumBackedButler.initialize(FileDatastore(root, create=True), quantum, log=log)
     for index in range(events):
         log.append("existence_checked", _existence(index))
     if seal:
@@ -364,7 +365,9 @@ class LogStoreContract:
                 try:
                     log = store.open_log(quanta[index].id, 0)
                     butler = QuantumBackedButler.initialize(
-                        tmp_path / f"repo{index}", quanta[index], log=log
+                        FileDatastore(tmp_path / f"repo{index}", create=True),
+                        quanta[index],
+                        log=log,
                     )
                     start.wait(timeout=30)
                     for n in range(300):
