@@ -132,12 +132,14 @@ LAYERS = [
     "datastore",
     "logs",
     "parquet",
+    "registry",
     "analytics",
     "payloads",
     "deferred",
     "butler",
     "testing",
     "demo",
+    "_cli_registry",
     "cli",
 ]
 

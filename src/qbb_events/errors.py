@@ -27,9 +27,14 @@ against the reference butler keep working::
     ├── LogWriteError (OSError)                  the disk refused a log append
     ├── LogConflictError (ValueError)            a store already holds other events at that seq
     ├── FoldError (ValueError)                   events that do not form one log
-    └── LogCorruptedError (ValueError)           a log that fails its checks
-        ├── UnknownEventKindError
-        └── SchemaVersionError
+    ├── LogCorruptedError (ValueError)           a log that fails its checks
+    │   ├── UnknownEventKindError
+    │   └── SchemaVersionError
+    └── RegistryError (RuntimeError)             the registry database failed or refused
+        ├── RegistryNotFoundError (FileNotFoundError)  no registry at that URL
+        ├── NotRegisteredError (LookupError)           no such quantum in the registry
+        ├── RegistryExistsError (FileExistsError)      create() where one exists
+        └── RegistryVersionError (ValueError)          a registry of another schema version
 
 `TornLogWarning` (a `UserWarning`) is issued, not raised, when a log's last
 record was cut short by a killed writer.
@@ -53,6 +58,7 @@ __all__ = [
     "LogInUseError",
     "LogSealedError",
     "LogWriteError",
+    "NotRegisteredError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
     "PathEscapeError",
@@ -60,6 +66,10 @@ __all__ = [
     "PruneNotOwnedError",
     "QbbEventsError",
     "RecordTypeError",
+    "RegistryError",
+    "RegistryExistsError",
+    "RegistryNotFoundError",
+    "RegistryVersionError",
     "SchemaVersionError",
     "StorageClassError",
     "TornLogWarning",
@@ -221,6 +231,30 @@ class UnknownEventKindError(LogCorruptedError):
 
 class SchemaVersionError(LogCorruptedError):
     """An event was written with a schema version this library cannot read."""
+
+
+class RegistryError(QbbEventsError, RuntimeError):
+    """The registry database failed, or refused what was asked of it.
+
+    Every driver error of a registry is translated into this class (or a
+    subclass) at one edge, so callers never see `sqlalchemy.exc` errors.
+    """
+
+
+class RegistryNotFoundError(RegistryError, FileNotFoundError):
+    """`Registry.open` found no registry at that URL or path."""
+
+
+class NotRegisteredError(RegistryError, LookupError):
+    """The registry holds nothing under the id asked for."""
+
+
+class RegistryExistsError(RegistryError, FileExistsError):
+    """`Registry.create` found a registry (or another application's tables) there."""
+
+
+class RegistryVersionError(RegistryError, ValueError):
+    """The registry was written with a schema version this library does not read."""
 
 
 class TornLogWarning(UserWarning):
