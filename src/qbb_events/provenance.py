@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Literal, Protocol, TypeVar
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from .quantum import Quantum
 from .records import AnyRecord
-
-if TYPE_CHECKING:
-    from .quantum import Quantum
 
 __all__ = ["ProvenanceWarning", "QuantumProvenanceData", "WarningTag"]
 

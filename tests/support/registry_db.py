@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +78,6 @@ class RegistryUrls:
                 drop_postgres_database(url)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryUrls]:
-    """A factory of empty registry URLs, for SQLite and for PostgreSQL."""
-    urls = RegistryUrls(request.param, tmp_path)
-    try:
-        yield urls
-    finally:
-        urls.cleanup()
-
-
-@pytest.fixture
-def registry_url(registry_urls: RegistryUrls) -> str:
-    """One empty registry URL of each dialect."""
-    return registry_urls.new()
-
-
 def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every compared table, sorted, as plain tuples."""
     if "://" not in url:
@@ -109,7 +92,7 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
                 table = metadata.tables[name]
                 columns = [c for c in table.columns if c.name not in VOLATILE.get(name, set())]
                 rows = conn.execute(sa.select(*columns)).all()
-                result[name] = sorted((tuple(str(v) for v in row) for row in rows))
+                result[name] = sorted(tuple(str(v) for v in row) for row in rows)
     finally:
         engine.dispose()
     return result

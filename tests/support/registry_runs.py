@@ -42,9 +42,7 @@ class GeneratedRun:
         return self.root / "logs"
 
 
-def _execute(
-    run: GeneratedRun, quantum: Quantum, body: object, rng: random.Random
-) -> None:
+def _execute(run: GeneratedRun, quantum: Quantum, body: object, rng: random.Random) -> None:
     path = run.log_dir / f"{quantum.task_label}-{quantum.id}.jsonl"
     butler = QuantumBackedButler.initialize(run.datastore, quantum, log=path)
     try:
@@ -85,7 +83,9 @@ def _coadd(butler: QuantumBackedButler, quantum: Quantum, rng: random.Random) ->
     butler.put({"coadd": total}, quantum.outputs[0])
 
 
-def three_task_run(root: Path, *, exposures: int = 6, seed: int = 0, run: str = "gen/run") -> GeneratedRun:
+def three_task_run(
+    root: Path, *, exposures: int = 6, seed: int = 0, run: str = "gen/run"
+) -> GeneratedRun:
     """Execute the three-task run in ``root``."""
     rng = random.Random(seed)
     generated = GeneratedRun(root, FileDatastore(root / "repo"), [], [], [])
