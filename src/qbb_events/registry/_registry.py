@@ -21,6 +21,8 @@ from ..errors import (
 )
 from ..ids import as_uuid
 from ..model import DataIdValue, DatasetRef
+from ..provenance import QuantumProvenanceData
+from ..quantum import Quantum
 from ..records import FileRecord
 from . import _queries as queries
 from . import _schema as s
@@ -31,9 +33,6 @@ from ._writing import write_batch
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..provenance import QuantumProvenanceData
-    from ..quantum import Quantum
 
 __all__ = ["Registry"]
 
