@@ -129,6 +129,7 @@ LAYERS = [
     "events",
     "provenance",
     "fold",
+    "_sql",
     "datastore",
     "logs",
     "parquet",

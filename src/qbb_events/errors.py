@@ -26,6 +26,8 @@ against the reference butler keep working::
     ├── LogClosedError (ValueError)              append to a closed log
     ├── LogWriteError (OSError)                  the disk refused a log append
     ├── LogConflictError (ValueError)            a store already holds other events at that seq
+    ├── DatabaseError (OSError)                  a database could not be reached, read or written
+    ├── DatabaseIntegrityError (ValueError)      a database constraint refused a write
     ├── FoldError (ValueError)                   events that do not form one log
     ├── LogCorruptedError (ValueError)           a log that fails its checks
     │   ├── UnknownEventKindError
@@ -47,6 +49,8 @@ __all__ = [
     "ArtifactNotFoundError",
     "BadReadRequestError",
     "ButlerClosedError",
+    "DatabaseError",
+    "DatabaseIntegrityError",
     "DatastoreWriteError",
     "FoldError",
     "InvalidDataIdError",
@@ -178,6 +182,24 @@ class LogConflictError(QbbEventsError, ValueError):
 
     Another writer holds that quantum attempt, or the events are a duplicate,
     leave a gap, or name a ``prev_hash`` that is not the stored last hash.
+    """
+
+
+class DatabaseError(QbbEventsError, OSError):
+    """A database could not be opened, reached, read or written.
+
+    Raised for every driver error of SQLite and PostgreSQL that is not a
+    refused constraint: the ``errno`` is set where one has the same meaning
+    (``EBUSY`` for a database that stayed locked, ``EROFS``, ``ENOSPC``,
+    ``EACCES``, ``ECONNREFUSED``) and ``filename`` names the database (a
+    path, or a URL without its password).
+    """
+
+
+class DatabaseIntegrityError(QbbEventsError, ValueError):
+    """A database constraint refused a write, such as a duplicate key.
+
+    Nothing of the refused transaction is stored.
     """
 
 
