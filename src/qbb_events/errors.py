@@ -32,7 +32,7 @@ against the reference butler keep working::
     ├── LogCorruptedError (ValueError)           a log that fails its checks
     │   ├── UnknownEventKindError
     │   └── SchemaVersionError
-    └── RegistryError (RuntimeError)             the registry database failed or refused
+    └── RegistryError (RuntimeError)             the registry refused what was asked
         ├── RegistryNotFoundError (FileNotFoundError)  no registry at that URL
         ├── NotRegisteredError (LookupError)           no such quantum in the registry
         ├── RegistryExistsError (FileExistsError)      create() where one exists
@@ -256,10 +256,10 @@ class SchemaVersionError(LogCorruptedError):
 
 
 class RegistryError(QbbEventsError, RuntimeError):
-    """The registry database failed, or refused what was asked of it.
+    """The registry refused what was asked of it.
 
-    Every driver error of a registry is translated into this class (or a
-    subclass) at one edge, so callers never see `sqlalchemy.exc` errors.
+    Failures of the database itself (unreachable, unwritable) are
+    `DatabaseError`, as for every SQL store.
     """
 
 

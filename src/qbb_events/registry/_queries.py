@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +14,12 @@ from sqlalchemy.engine import Connection
 from ..model import DataIdValue, DatasetRef, DatasetType
 from ..records import FileRecord
 from . import _schema as s
-from ._database import chunked
 from ._rows import canonical_data_id
 
 __all__ = [
     "LineageStep",
     "RegisteredQuantum",
+    "chunked",
     "datastore_records",
     "downstream",
     "find_dataset",
@@ -35,6 +35,31 @@ _ACTUAL_OUTPUT = s.ROLE_CODES["actual_output"]
 # Depth bound of an unbounded walk: provenance is a DAG, so it only stops
 # diamonds from being walked again at every depth they are reached by.
 _NO_LIMIT = 1_000_000
+
+
+def chunked(values: Iterable[Any], size: int = 500) -> Iterator[list[Any]]:
+    """Yield lists of at most ``size`` values, for ``IN (...)`` lists.
+
+    Parameters
+    ----------
+    values : `~collections.abc.Iterable`
+        Any values.
+    size : `int`, optional
+        Largest list (SQLite binds at most 32,766 parameters per statement).
+
+    Yields
+    ------
+    chunk : `list`
+        The next values.
+    """
+    chunk: list[Any] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @dataclass(frozen=True, slots=True)

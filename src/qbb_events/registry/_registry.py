@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from .._sql import Database, check_schema_version, is_database_url, open_database
 from ..errors import (
     InvalidDefinitionError,
     NotRegisteredError,
@@ -26,7 +26,6 @@ from ..quantum import Quantum
 from ..records import FileRecord
 from . import _queries as queries
 from . import _schema as s
-from ._database import connect, is_postgres, registry_url, transact
 from ._report import TransferReport
 from ._rows import QuantumRows, rows_from_provenance
 from ._writing import write_batch
@@ -62,8 +61,8 @@ class Registry:
     guarantees.
     """
 
-    def __init__(self, engine: Engine, url: str) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, url: str) -> None:
+        self._database = database
         self._url = url
 
     # -- life cycle -------------------------------------------------------
@@ -87,19 +86,17 @@ class Registry:
         ------
         RegistryExistsError
             If the database already holds a registry or a table of one.
-        RegistryError
+        DatabaseError
             If the database cannot be reached or written.
         """
-        parsed = registry_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = connect(parsed)
+        database = open_database(_target(url), application="qbb_events registry")
 
         def work(conn: Connection) -> None:
-            present = set(sa.inspect(conn).get_table_names()) & set(s.metadata.tables)
+            present = database.has_tables(conn) & set(s.metadata.tables)
             if present:
                 raise RegistryExistsError(
-                    f"{_shown(parsed)} already holds registry tables ({', '.join(sorted(present))})"
+                    f"{database.location} already holds registry tables "
+                    f"({', '.join(sorted(present))})"
                 )
             s.metadata.create_all(conn)
             conn.execute(
@@ -107,11 +104,11 @@ class Registry:
             )
 
         try:
-            transact(engine, work, f"creating the registry {_shown(parsed)}")
+            database.transact(work, f"creating the registry {database.location}")
         except BaseException:
-            engine.dispose()
+            database.dispose()
             raise
-        return cls(engine, parsed.render_as_string(hide_password=False))
+        return cls(database, _url_of(url))
 
     @classmethod
     def open(cls, url: str | os.PathLike[str]) -> Registry:
@@ -133,50 +130,49 @@ class Registry:
             If there is no registry there (nothing is created).
         RegistryVersionError
             If the registry has another schema version; the message names both.
-        RegistryError
+        DatabaseError
             If the database cannot be reached.
         """
-        parsed = registry_url(url)
-        if parsed.get_backend_name() == "sqlite" and not (
-            parsed.database and os.path.isfile(parsed.database)
-        ):
-            raise RegistryNotFoundError(f"No registry at {_shown(parsed)}: the file does not exist")
-        engine = connect(parsed)
+        target = _target(url)
+        if not is_database_url(target) or target.startswith("sqlite"):
+            path = sa.make_url(target).database if is_database_url(target) else target
+            if not (path and os.path.isfile(path)):
+                raise RegistryNotFoundError(f"No registry at {path}: the file does not exist")
+        database = open_database(target, application="qbb_events registry")
 
-        def work(conn: Connection) -> str | None:
-            if not sa.inspect(conn).has_table(s.registry_meta.name):
-                return None
-            return conn.execute(
-                sa.select(s.registry_meta.c.value).where(s.registry_meta.c.key == _VERSION_KEY)
-            ).scalar()
+        def work(conn: Connection) -> None:
+            if s.registry_meta.name not in database.has_tables(conn):
+                raise RegistryNotFoundError(f"No registry at {database.location}")
+            check_schema_version(
+                conn,
+                s.registry_meta,
+                str(s.SCHEMA_VERSION),
+                where=database.location,
+                what="registry",
+                key=_VERSION_KEY,
+                error=RegistryVersionError,
+            )
 
         try:
-            version = transact(engine, work, f"opening the registry {_shown(parsed)}")
-            if version is None:
-                raise RegistryNotFoundError(f"No registry at {_shown(parsed)}")
-            if version != str(s.SCHEMA_VERSION):
-                raise RegistryVersionError(
-                    f"The registry {_shown(parsed)} has schema version {version}; this "
-                    f"library reads version {s.SCHEMA_VERSION}"
-                )
+            database.transact(work, f"opening the registry {database.location}", read=True)
         except BaseException:
-            engine.dispose()
+            database.dispose()
             raise
-        return cls(engine, parsed.render_as_string(hide_password=False))
+        return cls(database, _url_of(url))
 
     @property
     def url(self) -> str:
-        """The database URL of the registry (`str`)."""
+        """The database URL of the registry, with its password (`str`)."""
         return self._url
 
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql`` (`str`)."""
-        return "postgresql" if is_postgres(self._engine) else "sqlite"
+        return self._database.dialect
 
     def close(self) -> None:
         """Close every connection of the registry."""
-        self._engine.dispose()
+        self._database.dispose()
 
     def __enter__(self) -> Registry:
         return self
@@ -190,10 +186,10 @@ class Registry:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Registry({_shown(sa.make_url(self._url))!r})"
+        return f"Registry({self._database.location!r})"
 
     def _read(self, work: Any, what: str) -> Any:
-        return transact(self._engine, work, what)
+        return self._database.transact(work, what, read=True)
 
     # -- writing ----------------------------------------------------------
 
@@ -207,7 +203,7 @@ class Registry:
         report : `TransferReport`
             Updated with what the batch added.
         """
-        write_batch(self._engine, list(batch), report)
+        write_batch(self._database, list(batch), report)
 
     def collect_and_transfer(
         self, quanta: Iterable[Quantum], provenance: Iterable[QuantumProvenanceData]
@@ -482,7 +478,16 @@ def _frame(items: list[Any]) -> pd.DataFrame:
     return pd.DataFrame([asdict(item) for item in items])
 
 
-def _shown(url: sa.URL) -> str:
-    if url.get_backend_name() == "sqlite":
-        return str(url.database)
-    return url.render_as_string(hide_password=True)
+def _target(url: str | os.PathLike[str]) -> str:
+    text = os.fspath(url)
+    # A bare postgresql:// means psycopg 3, as everywhere in the library.
+    for scheme in ("postgresql://", "postgres://"):
+        if text.startswith(scheme):
+            return "postgresql+psycopg://" + text[len(scheme) :]
+    return text
+
+
+def _url_of(url: str | os.PathLike[str]) -> str:
+    """Return the URL other processes open the same registry with (paths made absolute)."""
+    target = _target(url)
+    return target if is_database_url(target) else os.path.abspath(target)

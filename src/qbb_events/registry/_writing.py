@@ -6,7 +6,7 @@ was skipped is then read back and compared: identical content is counted as
 existing, other content is a `TransferConflict` and is never overwritten.
 Rows go in a fixed table order, each table's rows sorted by key, so
 concurrent transactions take their locks in one global order and cannot
-deadlock on each other (a lost race is retried by `transact` anyway).
+deadlock on each other (a lost race is retried by `Database.transact` anyway).
 """
 
 from __future__ import annotations
@@ -19,24 +19,29 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from .._sql import Database, inserted_keys
 from ..ids import uuid7
 from . import _schema as s
-from ._database import chunked, insert_ignore, transact
+from ._queries import chunked
 from ._report import TransferConflict, TransferReport, attempt_key
 from ._rows import QuantumRows
 
 __all__ = ["write_batch"]
 
+_PROVENANCE_KEY = ["quantum_id", "attempt", "role", "dataset_id"]
+_RECORD_KEY = ["dataset_id", "datastore_name"]
+_QUANTUM_KEY = ["id", "attempt"]
 
-def write_batch(engine: Engine, batch: Sequence[QuantumRows], report: TransferReport) -> None:
+
+def write_batch(database: Database, batch: Sequence[QuantumRows], report: TransferReport) -> None:
     """Write a batch of quantum attempts in one transaction and count it in ``report``.
 
     Parameters
     ----------
-    engine : `sqlalchemy.engine.Engine`
-        The registry.
+    database : `Database`
+        The registry's database.
     batch : `~collections.abc.Sequence` [`QuantumRows`]
         The attempts of the batch.
     report : `TransferReport`
@@ -45,7 +50,7 @@ def write_batch(engine: Engine, batch: Sequence[QuantumRows], report: TransferRe
 
     Raises
     ------
-    RegistryError
+    DatabaseError
         If the database fails.
     """
     if not batch:
@@ -57,7 +62,7 @@ def write_batch(engine: Engine, batch: Sequence[QuantumRows], report: TransferRe
         _write(conn, batch, part)
         return part
 
-    report.merge(transact(engine, work, f"writing a batch of {len(batch)} quanta"))
+    report.merge(database.transact(work, f"writing a batch of {len(batch)} quanta"))
 
 
 def _write(conn: Connection, batch: Sequence[QuantumRows], report: TransferReport) -> None:
@@ -65,11 +70,8 @@ def _write(conn: Connection, batch: Sequence[QuantumRows], report: TransferRepor
     if not todo:
         return
     bad_types = _dataset_types(conn, todo, report)
-    insert_ignore(
-        conn,
-        s.runs,
-        [{"name": name} for name in sorted({row["run"] for r in todo for row in r.datasets})],
-    )
+    runs = sorted({row["run"] for r in todo for row in r.datasets})
+    inserted_keys(conn, s.runs, [{"name": name} for name in runs], ["name"])
     registered = _datasets(conn, todo, bad_types, report)
     _records(conn, todo, registered, report)
     batch_id = uuid7()
@@ -90,7 +92,7 @@ def _write(conn: Connection, batch: Sequence[QuantumRows], report: TransferRepor
         (row for r in todo if r.key in mine for row in r.provenance),
         key=lambda row: (row["quantum_id"], row["attempt"], row["role"], row["dataset_id"]),
     )
-    insert_ignore(conn, s.provenance, rows)
+    inserted_keys(conn, s.provenance, rows, _PROVENANCE_KEY)
     report.provenance_rows_new += len(rows)
     conn.execute(
         sa.update(s.batches)
@@ -152,7 +154,7 @@ def _dataset_types(
     for rows in todo:
         for row in rows.dataset_types:
             wanted.setdefault(row["name"], row)
-    insert_ignore(conn, s.dataset_types, [wanted[name] for name in sorted(wanted)])
+    inserted_keys(conn, s.dataset_types, [wanted[name] for name in sorted(wanted)], ["name"])
     bad = set()
     t = s.dataset_types.c
     for chunk in chunked(sorted(wanted)):
@@ -186,7 +188,8 @@ def _datasets(
             if first is not row and first != row:
                 report.conflicts.append(_dataset_conflict(row["id"], first, row))
     ordered = [wanted[key] for key in sorted(wanted)]
-    new = set(insert_ignore(conn, s.datasets, ordered, returning=s.datasets.c.id))
+    # Any constraint: a clash on (type, run, data ID) is found and reported below.
+    new = {key for (key,) in inserted_keys(conn, s.datasets, ordered, ["id"], any_constraint=True)}
     report.datasets_new += len(new)
     registered = set(new)
     rest = [key for key in sorted(wanted) if key not in new]
@@ -247,9 +250,9 @@ def _records(
             if row["dataset_id"] in registered:
                 wanted.setdefault((row["dataset_id"], row["datastore_name"]), row)
     ordered = [wanted[key] for key in sorted(wanted)]
-    new = set(insert_ignore(conn, s.records, ordered, returning=s.records.c.dataset_id))
+    new = set(inserted_keys(conn, s.records, ordered, _RECORD_KEY))
     report.records_new += len(new)
-    rest = [key for key in sorted(wanted) if key[0] not in new]
+    rest = [key for key in sorted(wanted) if key not in new]
     r = s.records.c
     for chunk in chunked(rest):
         ids = [key[0] for key in chunk]
@@ -277,7 +280,7 @@ def _quanta(
     Another process may have added some since `_new_attempts` looked: those
     are counted as existing, or as conflicts if they came from another log.
     """
-    insert_ignore(conn, s.quanta, [{**r.quantum, "batch_id": batch_id} for r in todo])
+    inserted_keys(conn, s.quanta, [{**r.quantum, "batch_id": batch_id} for r in todo], _QUANTUM_KEY)
     q = s.quanta.c
     mine: set[tuple[uuid.UUID, int]] = set()
     keys = [r.key for r in todo]
