@@ -19,26 +19,12 @@ from typing import Any
 
 import orjson
 
-from ..errors import FoldError, InvalidDefinitionError, QbbEventsError
-from ..events import (
-    DatasetTypeInfo,
-    DeferredLoaded,
-    DeferredRequested,
-    Event,
-    ExistenceChecked,
-    InputMarkedUnused,
-    InputRead,
-    OutputWritten,
-    QuantumFinished,
-    QuantumStarted,
-    RefInfo,
-    parse_event,
-)
-from ..fold import ProvenanceReducer
+from ..errors import FoldError, InvalidDefinitionError, LogCorruptedError, QbbEventsError
 from ..logs import LogVerification, StoredLog
 from ..provenance import QuantumProvenanceData
 from ..quantum import Quantum
 from ..records import FileRecord
+from ._folding import LogFold
 from ._schema import ROLE_CODES
 
 __all__ = [
@@ -127,64 +113,11 @@ class QuantumRows:
         return self.quantum["id"], self.quantum["attempt"]
 
 
-class _Seqs:
-    """The ``seq`` columns of provenance rows, as `PROVENANCE_SCHEMA` defines them.
-
-    The actual input's seq is the event from which the fold of every longer
-    prefix lists it as actual: the first use after its last
-    ``input_marked_unused``, unless it was found missing before its first
-    successful read and that read came later: then that read.
-    """
-
-    __slots__ = ("first_missing", "first_ok", "first_use", "inputs", "written")
-
-    def __init__(self) -> None:
-        self.inputs: frozenset[uuid.UUID] = frozenset()
-        self.first_use: dict[uuid.UUID, int] = {}
-        self.first_missing: dict[uuid.UUID, int] = {}
-        self.first_ok: dict[uuid.UUID, int] = {}
-        self.written: dict[uuid.UUID, int] = {}
-
-    def apply(self, event: Event) -> None:
-        seq = event.seq
-        inputs = self.inputs
-        if isinstance(event, QuantumStarted):
-            info = event.quantum
-            self.inputs = frozenset(ref.id for ref in (*info.inputs, *info.init_inputs))
-        elif isinstance(event, ExistenceChecked):
-            for dataset_id, found in zip(event.dataset_ids, event.results, strict=True):
-                if not found and dataset_id in inputs:
-                    self.first_missing.setdefault(dataset_id, seq)
-        elif isinstance(event, InputRead | DeferredLoaded):
-            if event.dataset_id not in inputs:
-                return
-            if event.failure is None:
-                self.first_ok.setdefault(event.dataset_id, seq)
-                self.first_use.setdefault(event.dataset_id, seq)
-            elif event.failure.category == "missing":
-                self.first_missing.setdefault(event.dataset_id, seq)
-        elif isinstance(event, DeferredRequested):
-            if event.dataset_id in inputs:
-                self.first_use.setdefault(event.dataset_id, seq)
-        elif isinstance(event, InputMarkedUnused):
-            self.first_use.pop(event.dataset_id, None)
-        elif isinstance(event, OutputWritten):
-            self.written[event.dataset_id] = seq
-
-    def actual_input(self, dataset_id: uuid.UUID) -> int | None:
-        use = self.first_use.get(dataset_id)
-        ok = self.first_ok.get(dataset_id)
-        missing = self.first_missing.get(dataset_id)
-        if use is not None and ok is not None and missing is not None and missing < ok > use:
-            return ok
-        return use
-
-
 def _provenance_rows(
     quantum_id: uuid.UUID,
     attempt: int,
     result: QuantumProvenanceData,
-    seqs: _Seqs | None,
+    seqs: LogFold | None,
 ) -> list[dict[str, Any]]:
     sets = (
         ("predicted_input", result.predicted_inputs),
@@ -200,7 +133,7 @@ def _provenance_rows(
         for dataset_id in sorted(ids):
             seq = None
             if seqs is not None and role == "actual_input":
-                seq = seqs.actual_input(dataset_id)
+                seq = seqs.actual_input_seq(dataset_id)
             elif seqs is not None and role == "actual_output":
                 seq = seqs.written.get(dataset_id)
             rows.append(
@@ -285,70 +218,63 @@ def rows_from_log(
     LogCorruptedError, FoldError
         If a verified log still cannot be parsed or folded.
     """
-    reducer = ProvenanceReducer()
-    seqs = _Seqs()
-    started: QuantumStarted | None = None
-    finished: QuantumFinished | None = None
+    folded = LogFold()
     for _, record, complete in log:
         if not complete:
             break
         try:
-            event = parse_event(orjson.loads(record))
-            reducer.apply(event)
-        except (QbbEventsError, ValueError):
+            folded.add(orjson.loads(record), validate=force_unverified)
+        except (QbbEventsError, ValueError, KeyError, TypeError) as err:
             # A forced, unverified log is folded up to its first unreadable
             # event: what follows cannot be placed in the chain.
             if not force_unverified:
-                raise
+                raise LogCorruptedError(f"{log.location}: {type(err).__name__}: {err}") from err
             break
-        seqs.apply(event)
-        if isinstance(event, QuantumStarted):
-            started = event
-        elif isinstance(event, QuantumFinished):
-            finished = event
+    started, finished = folded.started, folded.finished
     if started is None:
         raise FoldError(f"{log.location}: no readable quantum_started event")
-    info = started.quantum
-    result = reducer.result()
-    status = finished.status if finished is not None else "aborted"
-    all_refs = (*info.outputs, *info.inputs, *info.init_inputs)
-    runs = [ref.run for ref in all_refs if ref.run is not None]
+    info = started["quantum"]
+    result = folded.reducer.result()
+    status = finished["status"] if finished is not None else "aborted"
+    all_refs = (*info["outputs"], *info["inputs"], *info["init_inputs"])
+    runs = [ref["run"] for ref in all_refs if ref["run"] is not None]
+    quantum_id = uuid.UUID(info["id"])
     quantum = {
-        "id": info.id,
-        "attempt": started.attempt,
-        "task_label": info.task_label,
-        "data_id": canonical_data_id(info.data_id),
+        "id": quantum_id,
+        "attempt": started["attempt"],
+        "task_label": info["task_label"],
+        "data_id": canonical_data_id(info["data_id"]),
         "run": runs[0] if runs else None,
         "status": status,
-        "start_ns": started.timestamp_ns,
-        "end_ns": None if finished is None else finished.timestamp_ns,
-        "host": started.host,
+        "start_ns": started["timestamp_ns"],
+        "end_ns": None if finished is None else finished["timestamp_ns"],
+        "host": started["host"],
         "final_hash": verdict.final_hash,
         "verified": not ({p.kind for p in verdict.problems} - ABORT_KINDS),
     }
     rows = QuantumRows(log.location, quantum)
-    rows.provenance = _provenance_rows(info.id, started.attempt, result, seqs)
+    rows.provenance = _provenance_rows(quantum_id, started["attempt"], result, folded)
     if status != "aborted":
         _output_rows(
             rows,
             result.actual_outputs,
-            _ref_table(info.outputs),
-            _type_table(info.dataset_types),
+            _ref_table(info["outputs"]),
+            _type_table(info["dataset_types"]),
             (r for group in result.datastore_records.values() for r in group),
         )
     return rows
 
 
-def _ref_table(refs: Iterable[RefInfo]) -> dict[uuid.UUID, tuple[str, str, str]]:
+def _ref_table(refs: Iterable[Mapping[str, Any]]) -> dict[uuid.UUID, tuple[str, str, str]]:
     return {
-        ref.id: (ref.dataset_type, ref.run, canonical_data_id(ref.data_id))
+        uuid.UUID(ref["id"]): (ref["dataset_type"], ref["run"], canonical_data_id(ref["data_id"]))
         for ref in refs
-        if ref.dataset_type is not None and ref.run is not None and ref.data_id is not None
+        if ref["dataset_type"] is not None and ref["run"] is not None and ref["data_id"] is not None
     }
 
 
-def _type_table(types: Iterable[DatasetTypeInfo]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    return {info.name: (info.storage_class, tuple(info.dimensions)) for info in types}
+def _type_table(types: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {info["name"]: (info["storage_class"], tuple(info["dimensions"])) for info in types}
 
 
 def rows_from_provenance(quantum: Quantum, provenance: QuantumProvenanceData) -> QuantumRows:

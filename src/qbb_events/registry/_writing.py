@@ -4,9 +4,11 @@ Every insert skips rows whose key exists (``ON CONFLICT DO NOTHING``), so a
 batch written twice, or by two processes at once, adds its rows once. What
 was skipped is then read back and compared: identical content is counted as
 existing, other content is a `TransferConflict` and is never overwritten.
-Rows go in a fixed table order, each table's rows sorted by key, so
-concurrent transactions take their locks in one global order and cannot
-deadlock on each other (a lost race is retried by `Database.transact` anyway).
+Rows go in a fixed table order, each table's rows inserted in key order
+(`bulk_insert_missing`'s ``order_by``), so concurrent transactions take their
+locks in one global order and do not deadlock on each other (a lost race is
+retried by `Database.transact` anyway). Reading back happens only when an
+insert skipped something: a first transfer pays for inserts alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .._sql import Database, inserted_keys
+from .._sql import Database, bulk_insert_missing
 from ..ids import uuid7
 from . import _schema as s
 from ._queries import chunked
@@ -70,8 +72,8 @@ def _write(conn: Connection, batch: Sequence[QuantumRows], report: TransferRepor
     if not todo:
         return
     bad_types = _dataset_types(conn, todo, report)
-    runs = sorted({row["run"] for r in todo for row in r.datasets})
-    inserted_keys(conn, s.runs, [{"name": name} for name in runs], ["name"])
+    runs = {row["run"] for r in todo for row in r.datasets}
+    bulk_insert_missing(conn, s.runs, [{"name": name} for name in runs], order_by=["name"])
     registered = _datasets(conn, todo, bad_types, report)
     _records(conn, todo, registered, report)
     batch_id = uuid7()
@@ -88,16 +90,13 @@ def _write(conn: Connection, batch: Sequence[QuantumRows], report: TransferRepor
         },
     )
     mine = _quanta(conn, todo, batch_id, report)
-    rows = sorted(
-        (row for r in todo if r.key in mine for row in r.provenance),
-        key=lambda row: (row["quantum_id"], row["attempt"], row["role"], row["dataset_id"]),
-    )
-    inserted_keys(conn, s.provenance, rows, _PROVENANCE_KEY)
-    report.provenance_rows_new += len(rows)
+    rows = [row for r in todo if r.key in mine for row in r.provenance]
+    added = bulk_insert_missing(conn, s.provenance, rows, order_by=_PROVENANCE_KEY)
+    report.provenance_rows_new += added
     conn.execute(
         sa.update(s.batches)
         .where(s.batches.c.id == batch_id)
-        .values(quanta=len(mine), datasets=report.datasets_new, provenance_rows=len(rows))
+        .values(quanta=len(mine), datasets=report.datasets_new, provenance_rows=added)
     )
     report.batches += 1
 
@@ -111,7 +110,7 @@ def _new_attempts(
         unique.setdefault(rows.key, rows)
     held = _held_quanta(conn, list(unique))
     todo = []
-    for key, rows in sorted(unique.items()):
+    for key, rows in unique.items():
         if key not in held:
             todo.append(rows)
         elif held[key] == rows.quantum["final_hash"]:
@@ -154,10 +153,10 @@ def _dataset_types(
     for rows in todo:
         for row in rows.dataset_types:
             wanted.setdefault(row["name"], row)
-    inserted_keys(conn, s.dataset_types, [wanted[name] for name in sorted(wanted)], ["name"])
+    bulk_insert_missing(conn, s.dataset_types, list(wanted.values()), order_by=["name"])
     bad = set()
     t = s.dataset_types.c
-    for chunk in chunked(sorted(wanted)):
+    for chunk in chunked(wanted):
         for name, storage_class, dimensions in conn.execute(
             sa.select(t.name, t.storage_class, t.dimensions).where(t.name.in_(chunk))
         ):
@@ -187,25 +186,25 @@ def _datasets(
             first = wanted.setdefault(row["id"], row)
             if first is not row and first != row:
                 report.conflicts.append(_dataset_conflict(row["id"], first, row))
-    ordered = [wanted[key] for key in sorted(wanted)]
-    # Any constraint: a clash on (type, run, data ID) is found and reported below.
-    new = {key for (key,) in inserted_keys(conn, s.datasets, ordered, ["id"], any_constraint=True)}
-    report.datasets_new += len(new)
-    registered = set(new)
-    rest = [key for key in sorted(wanted) if key not in new]
+    added = bulk_insert_missing(conn, s.datasets, list(wanted.values()), order_by=["id"])
+    report.datasets_new += added
+    if added == len(wanted):
+        return set(wanted)
+    # Some were held already: compare them all with what is stored now.
     d = s.datasets.c
     held: dict[uuid.UUID, dict[str, Any]] = {}
-    for chunk in chunked(rest):
+    for chunk in chunked(wanted):
         for found in conn.execute(
             sa.select(d.id, d.dataset_type, d.run, d.data_id).where(d.id.in_(chunk))
         ).mappings():
             held[found["id"]] = dict(found)
+    registered: set[uuid.UUID] = set()
+    rest = list(wanted)
     for key in rest:
         brought = wanted[key]
         prior = held.get(key)
         if prior == brought:
             registered.add(key)
-            report.datasets_existing += 1
         elif prior is not None:
             report.conflicts.append(_dataset_conflict(key, prior, brought))
         else:
@@ -224,6 +223,7 @@ def _datasets(
                     f"{brought['run']!r} under another id, {other}",
                 )
             )
+    report.datasets_existing += len(registered) - added
     return registered
 
 
@@ -249,10 +249,11 @@ def _records(
         for row in rows.records:
             if row["dataset_id"] in registered:
                 wanted.setdefault((row["dataset_id"], row["datastore_name"]), row)
-    ordered = [wanted[key] for key in sorted(wanted)]
-    new = set(inserted_keys(conn, s.records, ordered, _RECORD_KEY))
-    report.records_new += len(new)
-    rest = [key for key in sorted(wanted) if key not in new]
+    added = bulk_insert_missing(conn, s.records, list(wanted.values()), order_by=_RECORD_KEY)
+    report.records_new += added
+    if added == len(wanted):
+        return
+    rest = list(wanted)
     r = s.records.c
     for chunk in chunked(rest):
         ids = [key[0] for key in chunk]
@@ -280,12 +281,15 @@ def _quanta(
     Another process may have added some since `_new_attempts` looked: those
     are counted as existing, or as conflicts if they came from another log.
     """
-    inserted_keys(conn, s.quanta, [{**r.quantum, "batch_id": batch_id} for r in todo], _QUANTUM_KEY)
+    new_rows = [{**r.quantum, "batch_id": batch_id} for r in todo]
+    added = bulk_insert_missing(conn, s.quanta, new_rows, order_by=_QUANTUM_KEY)
+    if added == len(todo):
+        report.quanta_new += added
+        return {r.key for r in todo}
     q = s.quanta.c
     mine: set[tuple[uuid.UUID, int]] = set()
-    keys = [r.key for r in todo]
     held: dict[tuple[uuid.UUID, int], tuple[str | None, uuid.UUID]] = {}
-    for chunk in chunked(keys):
+    for chunk in chunked([r.key for r in todo]):
         for quantum_id, attempt, final_hash, owner in conn.execute(
             sa.select(q.id, q.attempt, q.final_hash, q.batch_id).where(
                 sa.tuple_(q.id, q.attempt).in_(chunk)
