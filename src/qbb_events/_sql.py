@@ -537,22 +537,21 @@ def bulk_insert_missing(
             )
             cursor.execute(f'TRUNCATE "{temporary}"')
             with cursor.copy(f'COPY "{temporary}" ({names}) FROM STDIN') as copy:
-                for values in data:
-                    copy.write_row(values)
+                for row_values in data:
+                    copy.write_row(row_values)
             order = ", ".join(f'"{name}"' for name in order_by)
             cursor.execute(
                 f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{temporary}" '
                 f"ORDER BY {order} ON CONFLICT DO NOTHING"
             )
             return int(cursor.rowcount)
-    converters = [_sqlite_converter(table.c[name].type) for name in columns]
-    data = [
-        tuple(
-            value if convert is None else convert(value)
-            for convert, value in zip(converters, (row[name] for name in columns), strict=True)
-        )
-        for row in rows
-    ]
+    # Column by column: one map() per column costs less than a loop per value.
+    values: list[list[Any]] = []
+    for name in columns:
+        column = [row[name] for row in rows]
+        convert = _sqlite_converter(table.c[name].type)
+        values.append(column if convert is None else list(map(convert, column)))
+    data = list(zip(*values, strict=True))
     marks = ", ".join("?" for _ in columns)
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:

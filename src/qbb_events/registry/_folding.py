@@ -25,14 +25,6 @@ from ..records import FileRecord
 __all__ = ["LogFold"]
 
 
-def _id(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-
-
-def _ids(values: Iterable[Any]) -> list[uuid.UUID]:
-    return [_id(value) for value in values]
-
-
 class LogFold:
     """The fold of one log's records, plus what the registry rows need.
 
@@ -51,6 +43,7 @@ class LogFold:
         "_first_missing",
         "_first_ok",
         "_first_use",
+        "_ids",
         "_inputs",
         "finished",
         "reducer",
@@ -68,6 +61,19 @@ class LogFold:
         self._first_use: dict[uuid.UUID, int] = {}
         self._first_missing: dict[uuid.UUID, int] = {}
         self._first_ok: dict[uuid.UUID, int] = {}
+        # The same ids recur in a log (quantum_started, then each event):
+        # parsing a UUID string costs more than a lookup.
+        self._ids: dict[Any, uuid.UUID] = {}
+
+    def _id(self, value: Any) -> uuid.UUID:
+        found = self._ids.get(value)
+        if found is None:
+            found = value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+            self._ids[value] = found
+        return found
+
+    def _id_list(self, values: Iterable[Any]) -> list[uuid.UUID]:
+        return [self._id(value) for value in values]
 
     def add(self, raw: Mapping[str, Any], *, validate: bool) -> None:
         """Fold one decoded record.
@@ -111,17 +117,19 @@ class LogFold:
                 raise FoldError(f"a second quantum_started at seq {seq}")
             self.started = dict(raw)
             info = raw["quantum"]
-            inputs = _ids(ref["id"] for ref in (*info["inputs"], *info["init_inputs"]))
+            inputs = self._id_list(ref["id"] for ref in (*info["inputs"], *info["init_inputs"]))
             self._inputs = frozenset(inputs)
-            reducer.start(_id(info["id"]), inputs, _ids(ref["id"] for ref in info["outputs"]))
+            reducer.start(
+                self._id(info["id"]), inputs, self._id_list(ref["id"] for ref in info["outputs"])
+            )
         elif kind == "existence_checked":
-            ids, results = _ids(raw["dataset_ids"]), raw["results"]
+            ids, results = self._id_list(raw["dataset_ids"]), raw["results"]
             reducer.existence(ids, results)
             for dataset_id, found in zip(ids, results, strict=True):
                 if not found and dataset_id in self._inputs:
                     self._first_missing.setdefault(dataset_id, seq)
         elif kind in ("input_read", "deferred_loaded"):
-            dataset_id = _id(raw["dataset_id"])
+            dataset_id = self._id(raw["dataset_id"])
             failure = raw["failure"]
             category = None if failure is None else failure["category"]
             reducer.read(dataset_id, category)
@@ -132,21 +140,21 @@ class LogFold:
                 elif category == "missing":
                     self._first_missing.setdefault(dataset_id, seq)
         elif kind == "deferred_requested":
-            dataset_id = _id(raw["dataset_id"])
+            dataset_id = self._id(raw["dataset_id"])
             reducer.deferred(dataset_id)
             if dataset_id in self._inputs:
                 self._first_use.setdefault(dataset_id, seq)
         elif kind == "input_marked_unused":
-            dataset_id = _id(raw["dataset_id"])
+            dataset_id = self._id(raw["dataset_id"])
             reducer.unused(dataset_id)
             self._first_use.pop(dataset_id, None)
         elif kind == "output_written":
-            dataset_id = _id(raw["dataset_id"])
+            dataset_id = self._id(raw["dataset_id"])
             reducer.written(dataset_id, FileRecord.model_validate(raw["record"]))
             self.written[dataset_id] = seq
         elif kind == "datasets_pruned":
             purged = raw["purge"] and raw["error"] is None
-            reducer.pruned(_ids(raw["dataset_ids"]), _ids(raw["removed"]), purged)
+            reducer.pruned(self._id_list(raw["dataset_ids"]), self._id_list(raw["removed"]), purged)
         elif kind == "quantum_finished":
             reducer.finished(raw["status"])
             self.finished = dict(raw)

@@ -130,7 +130,8 @@ def _provenance_rows(
     rows = []
     for role, ids in sets:
         code = ROLE_CODES[role]
-        for dataset_id in sorted(ids):
+        # Unsorted: PostgreSQL inserts in key order itself, SQLite has one writer.
+        for dataset_id in ids:
             seq = None
             if seqs is not None and role == "actual_input":
                 seq = seqs.actual_input_seq(dataset_id)
@@ -158,7 +159,7 @@ def _output_rows(
     """Fill the dataset, dataset-type and record rows of the outputs to register."""
     by_id = {record.dataset_id: record for record in records}
     used_types = set()
-    for dataset_id in sorted(outputs):
+    for dataset_id in outputs:
         ref = refs.get(dataset_id)
         if ref is None:  # pragma: no cover - the fold only keeps predicted outputs
             continue
