@@ -6,7 +6,7 @@ import os
 import uuid
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -342,6 +342,16 @@ class Registry:
             lambda conn: queries.producer(conn, dataset_id), "finding a producer"
         )
 
+    @overload
+    def upstream(
+        self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: Literal[False] = False
+    ) -> list[queries.LineageStep]: ...
+
+    @overload
+    def upstream(
+        self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: Literal[True]
+    ) -> pd.DataFrame: ...
+
     def upstream(
         self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: bool = False
     ) -> list[queries.LineageStep] | pd.DataFrame:
@@ -368,6 +378,16 @@ class Registry:
         )
         return _frame(steps) if as_frame else steps
 
+    @overload
+    def downstream(
+        self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: Literal[False] = False
+    ) -> list[queries.LineageStep]: ...
+
+    @overload
+    def downstream(
+        self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: Literal[True]
+    ) -> pd.DataFrame: ...
+
     def downstream(
         self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: bool = False
     ) -> list[queries.LineageStep] | pd.DataFrame:
@@ -393,6 +413,26 @@ class Registry:
             lambda conn: queries.downstream(conn, dataset_id, _depth(depth)), "walking downstream"
         )
         return _frame(steps) if as_frame else steps
+
+    @overload
+    def quanta(
+        self,
+        run: str | None = None,
+        task_label: str | None = None,
+        status: str | None = None,
+        *,
+        as_frame: Literal[False] = False,
+    ) -> list[queries.RegisteredQuantum]: ...
+
+    @overload
+    def quanta(
+        self,
+        run: str | None = None,
+        task_label: str | None = None,
+        status: str | None = None,
+        *,
+        as_frame: Literal[True],
+    ) -> pd.DataFrame: ...
 
     def quanta(
         self,

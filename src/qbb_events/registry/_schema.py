@@ -86,6 +86,7 @@ records = sa.Table(
     sa.Column("storage_class", sa.Text, nullable=False),
     sa.Column("file_size", sa.BigInteger, nullable=False),
     sa.Column("checksum", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 batches = sa.Table(
@@ -137,4 +138,6 @@ provenance = sa.Table(
     # producer(), downstream() and the recursive lineage walk start from a
     # dataset: this index makes each step a lookup.
     sa.Index("provenance_by_dataset", "dataset_id", "role"),
+    # SQLite: the primary key is the table (no separate rowid b-tree to fill).
+    sqlite_with_rowid=False,
 )
