@@ -260,7 +260,8 @@ def main() -> None:
     baseline = rows[-1][1]["datasets"] / rows[-1][1]["seconds"]
     print(f"\n{quanta:,} quanta, {quanta * OUTPUTS:,} outputs (machine shared: figures are noisy)")
     print(
-        f"{'phase':<42} {'datasets':>10} {'prov rows':>10} {'s':>8} {'datasets/s':>11} {'target':>8} {'x base':>7} {'peak MiB':>9}"
+        f"{'phase':<42} {'datasets':>10} {'prov rows':>10} {'s':>8} {'datasets/s':>11} "
+        f"{'target':>8} {'x base':>7} {'peak MiB':>9}"
     )
     for name, figures, dialect in rows:
         rate = figures["datasets"] / figures["seconds"]
