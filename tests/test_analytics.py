@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -222,3 +224,20 @@ def test_cli_export(run: tuple[Path, list[DemoQuantum]], tmp_path: Path) -> None
     assert "did not verify" in flagged.output
     missing = CliRunner().invoke(main, ["export", str(tmp_path / "nope"), str(dest)])
     assert missing.exit_code == 2
+
+
+def test_without_pandas_the_error_names_the_extra_to_install() -> None:
+    # A finder that says pandas is not installed, as an environment without it would.
+    code = (
+        "import sys\n"
+        "class NoPandas:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pandas':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoPandas())\n"
+        "try:\n    import qbb_events.analytics\n"
+        "except ModuleNotFoundError as err:\n    print(err.name, '|', err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("pandas |")
+    assert "pip install 'qbb-events[analytics]'" in out.stdout

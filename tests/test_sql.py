@@ -123,7 +123,7 @@ def test_schema_version_is_checked_naming_both(database: Database) -> None:
     )
     with pytest.raises(SchemaVersionError) as caught:
         database.transact(
-            lambda c: check_schema_version(c, _meta, "8", where="here", what="registry"),
+            lambda c: check_schema_version(c, _meta, "8", where="here", what="a registry"),
             "check",
             read=True,
         )
@@ -207,7 +207,7 @@ def test_a_file_that_is_not_a_database_is_a_database_error(tmp_path: Path) -> No
     before = path.read_bytes()
     db = open_database(path, readonly=True)
     with pytest.raises(DatabaseError) as caught:
-        db.transact(lambda c: db.has_tables(c), "listing tables", read=True)
+        db.transact(lambda c: db.table_names(c), "listing tables", read=True)
     assert "listing tables" in str(caught.value)
     assert path.read_bytes() == before
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from support.sqlite_workers import (
+from support.store_workers import (
     append_events,
     append_until_killed,
     empty_quantum,
@@ -741,3 +741,12 @@ def test_committed_events_survive_a_killed_writer_and_resume_continues(
 def test_resume_of_an_unknown_attempt_is_refused(store: SqliteEventStore) -> None:
     with pytest.raises(LookupError):
         store.resume(uuid.uuid4(), 0)
+
+
+def test_a_damaged_database_error_names_no_blank_errno(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises((LogWriteError, LogCorruptedError)) as caught:
+        SqliteEventStore(path)
+    assert "Errno None" not in str(caught.value)
+    assert str(path) in str(caught.value)

@@ -46,10 +46,15 @@ UUIDs
     `Uuid` is `sqlalchemy.Uuid`: a native ``uuid`` column on PostgreSQL,
     ``CHAR(32)`` hex on SQLite; either way Python sees `uuid.UUID`.
 
+Schema creation
+    `Database.lock_schema(connection)` serializes table creation among
+    processes opening a new database at once (an advisory lock on
+    PostgreSQL; SQLite's write lock already does); `Database.table_names`
+    lists what a database holds, so a foreign one can be refused untouched.
+
 Versions
     `check_schema_version(connection, table, expected, where=...)` reads the
-    version a database stores and refuses another one, naming both; a
-    database without the version table is refused as not ours.
+    version a database stores and refuses another one, naming both.
 
 Errors
     No ``sqlalchemy.exc`` error leaves this module: `Database.transact` and
@@ -102,6 +107,9 @@ Uuid: Final = sa.Uuid
 """The UUID column type: native on PostgreSQL, ``CHAR(32)`` on SQLite."""
 
 _T = TypeVar("_T")
+
+_SCHEMA_LOCK: Final = 0x71BB_0001
+"""PostgreSQL advisory lock key taken while creating or checking tables."""
 
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -283,9 +291,19 @@ class Database:
             return isinstance(err, sa.exc.OperationalError) and ("locked" in text or "busy" in text)
         return _sqlstate(err) in _PG_RETRY
 
-    def has_tables(self, conn: Connection) -> set[str]:
+    def table_names(self, conn: Connection) -> set[str]:
         """Return the names of the tables the database holds (in its default schema)."""
         return set(sa.inspect(conn).get_table_names())
+
+    def lock_schema(self, conn: Connection) -> None:
+        """Serialize schema creation with every other opener, until the transaction ends.
+
+        On SQLite the write transaction (``BEGIN IMMEDIATE``) already does;
+        on PostgreSQL a transaction-scoped advisory lock does, so processes
+        creating the same tables at once do it one after the other.
+        """
+        if self.dialect == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -369,6 +387,16 @@ def _open_sqlite(path: Path, readonly: bool, timeout_s: float, create_directory:
                 raise DatabaseError(
                     err.errno, f"Cannot create the database's directory: {err.strerror}", str(path)
                 ) from err
+        # SQLite says only "unable to open database file" (SQLITE_CANTOPEN,
+        # errno ENOENT) for a file it may not write: say why, with its errno.
+        if path.exists() and not os.access(path, os.W_OK):
+            raise DatabaseError(errno.EACCES, "The database file is not writable", str(path))
+        if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise DatabaseError(
+                errno.EACCES,
+                "Cannot create the database: its directory is not writable",
+                str(path),
+            )
         database = f"file:{quoted}"
     engine = sa.create_engine(
         sa.URL.create("sqlite", database=database, query={"uri": "true"}),
@@ -579,7 +607,8 @@ def check_schema_version(
     expected: str,
     *,
     where: str,
-    what: str = "store",
+    what: str = "a store",
+    noun: str = "version",
     key: str = "format",
     error: Callable[[str], Exception] = SchemaVersionError,
 ) -> None:
@@ -596,7 +625,9 @@ def check_schema_version(
     where : `str`
         The database, for the message.
     what : `str`, optional
-        What the tables hold, for the message ("event store", "registry").
+        What the tables hold, for the message ("an event store", "a registry").
+    noun : `str`, optional
+        What the stored value is called in the message ("version", "format").
     key : `str`, optional
         The row holding the version.
     error : `~collections.abc.Callable`, optional
@@ -611,10 +642,10 @@ def check_schema_version(
     """
     found = conn.execute(sa.select(table.c.value).where(table.c.key == key)).scalar_one_or_none()
     if found != expected:
-        stored = "no version" if found is None else f"version {found!r}"
+        stored = f"no {noun}" if found is None else f"{noun} {found!r}"
         raise error(
-            f"{where} holds a {what} of {stored}; this qbb_events reads and writes "
-            f"version {expected!r}"
+            f"{where} holds {what} of {stored}; this qbb_events reads and writes "
+            f"{noun} {expected!r}"
         )
 
 

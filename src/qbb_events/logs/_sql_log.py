@@ -1,4 +1,4 @@
-"""The SQLite event log: one quantum attempt's events, committed in groups to a store."""
+"""The SQL event log: one quantum attempt's events, committed in groups to a table store."""
 
 from __future__ import annotations
 
@@ -22,23 +22,23 @@ from ._sql_schema import (
 from ._sync import SyncPolicy
 
 if TYPE_CHECKING:
-    from ._sql_store import SqliteEventStore
+    from ._sql_store import SqlEventStore
 
-__all__ = ["SqliteEventLog"]
+__all__ = ["SqlEventLog"]
 
 _ON_CLOSE_LIMIT = 100_000
 """Pending events that make an ``on_close`` log commit anyway, to bound its memory."""
 
 
-class SqliteEventLog(EventLog):
-    """One quantum attempt's log in a `SqliteEventStore`.
+class SqlEventLog(EventLog):
+    """One quantum attempt's log in an SQL event store (SQLite or PostgreSQL).
 
-    Made by `SqliteEventStore.log` (a new log) or `SqliteEventStore.resume`
-    (a log continuing stored events); not meant to be made directly.
+    Made by the store's ``log`` (a new log) or ``resume`` (a log continuing
+    stored events); not meant to be made directly.
 
     Parameters
     ----------
-    store : `SqliteEventStore`
+    store : `SqlEventStore`
         The store holding the log.
     sync : `SyncPolicy`
         When events are committed.
@@ -61,15 +61,15 @@ class SqliteEventLog(EventLog):
     (`LogWriteError`, or `LogConflictError` if another writer holds the
     log); if acknowledged events were lost with it, or a background commit
     failed, every later append and `close` raise that error again: the store
-    holds a whole prefix of the log, which `SqliteEventStore.resume` can
+    holds a whole prefix of the log, which the store's ``resume`` can
     continue.
     """
 
-    def __init__(self, store: SqliteEventStore, sync: SyncPolicy) -> None:
+    def __init__(self, store: SqlEventStore[Any], sync: SyncPolicy) -> None:
         super().__init__()
         self._db = store
         self._policy = sync
-        self._key = ""
+        self._key: object = ""
         self._pending: list[_Row] = []
         self._closed = False
         self._failure: LogWriteError | LogConflictError | None = None
@@ -86,8 +86,8 @@ class SqliteEventLog(EventLog):
         store._opened(self)
 
     @property
-    def store(self) -> SqliteEventStore:
-        """The store holding the log (`SqliteEventStore`)."""
+    def store(self) -> SqlEventStore[Any]:
+        """The store holding the log."""
         return self._db
 
     @property
@@ -103,12 +103,12 @@ class SqliteEventLog(EventLog):
 
     def _resume_from(self, events: Sequence[Event], records: Sequence[bytes]) -> None:
         self._restore(events, records)
-        self._key = str(self._quantum_id)
+        self._key = self._db._key(self._quantum_id)
 
     def _store(self, entry: tuple[int, int, str, dict[str, Any]]) -> bytes:
         if self._closed:
             raise LogClosedError(
-                f"The log of quantum {self._quantum_id} in {self._db.path} is closed; "
+                f"The log of quantum {self._quantum_id} in {self._db._location} is closed; "
                 f"cannot append seq {entry[0]}."
             )
         if self._failure is not None:
@@ -131,7 +131,7 @@ class SqliteEventLog(EventLog):
             raise InvalidDefinitionError(
                 "Bind the log to a quantum attempt (EventLog.bind) before its first event."
             )
-        self._key = str(self._quantum_id)
+        self._key = self._db._key(self._quantum_id)
         record, digest = self._encode(entry)
         seq, ts, kind, _ = entry
         self._db._claim((self._key, self._attempt, seq, kind, ts, digest, record))
@@ -165,9 +165,10 @@ class SqliteEventLog(EventLog):
         self, err: LogWriteError | LogConflictError, rows: list[_Row]
     ) -> LogWriteError | LogConflictError:
         what = (
-            f"seq {rows[0][2]}-{rows[-1][2]} of quantum {self._key} attempt {self._attempt} were "
-            f"appended but could not be committed ({err}); {self._db.path} holds the events "
-            f"before seq {rows[0][2]}, and SqliteEventStore.resume continues from there"
+            f"seq {rows[0][2]}-{rows[-1][2]} of quantum {self._quantum_id} attempt "
+            f"{self._attempt} were appended but could not be committed ({err}); "
+            f"{self._db._location} holds the events before seq {rows[0][2]}, and the "
+            "store's resume continues from there"
         )
         if isinstance(err, LogWriteError):
             return LogWriteError(err.errno, what, err.filename)
@@ -219,6 +220,6 @@ class SqliteEventLog(EventLog):
 
     def __repr__(self) -> str:
         return (
-            f"SqliteEventLog({str(self._db.path)!r}, quantum={self._quantum_id}, "
+            f"{type(self).__name__}({self._db._location!r}, quantum={self._quantum_id}, "
             f"attempt={self._attempt}, events={len(self)})"
         )

@@ -1,114 +1,119 @@
-"""The SQLite event store's tables, statements and the helpers its store and logs share."""
+"""The SQL event stores' tables, statements and the helpers their store and logs share.
+
+One layout for SQLite and PostgreSQL: ``qbb_meta`` (key, value) holds the
+store format; ``qbb_logs`` one claim row per quantum attempt; ``qbb_events``
+one row per event, keyed ``(quantum_id, attempt, seq)``. The quantum id is
+the hyphenated text on SQLite (the layout of format 1 files) and a native
+``uuid`` on PostgreSQL; `key_of` gives the value each dialect binds.
+"""
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import uuid
-from typing import Final, NamedTuple, TypeVar, cast
+from typing import Any, Final, NamedTuple
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ..errors import (
-    LogConflictError,
-    LogCorruptedError,
-    LogWriteError,
-)
-from ..events import chain_hash
-from ._records import hashed_part
+from .._sql import Dialect, Uuid
+from ..errors import LogConflictError, LogWriteError
 
-__all__ = ["STORE_FORMAT"]
+__all__ = ["STORE_FORMAT", "Tables", "key_of", "make_tables"]
 
 STORE_FORMAT: Final = "1"
 """Version of the tables this library writes, kept in ``qbb_meta``."""
 
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-# Primary SQLite result codes that have an errno of the same meaning.
-_ERRNO_OF_SQLITE = {
-    3: errno.EACCES,  # SQLITE_PERM
-    5: errno.EBUSY,  # SQLITE_BUSY
-    6: errno.EBUSY,  # SQLITE_LOCKED
-    8: errno.EROFS,  # SQLITE_READONLY
-    10: errno.EIO,  # SQLITE_IOERR
-    13: errno.ENOSPC,  # SQLITE_FULL
-    14: errno.ENOENT,  # SQLITE_CANTOPEN
-}
 
-_metadata = sa.MetaData()
+class Tables(NamedTuple):
+    """The three tables of an event store, and its statements, for one dialect."""
 
-_meta = sa.Table(
-    "qbb_meta",
-    _metadata,
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
+    metadata: sa.MetaData
+    meta: sa.Table
+    logs: sa.Table
+    events: sa.Table
+    insert_events: str
+    """The hot insert, for the driver's ``executemany`` of positional rows."""
+    advance: sa.Update
+    """Moves a claim row on, only from the state its writer last left it in."""
 
-_logs = sa.Table(
-    "qbb_logs",
-    _metadata,
-    sa.Column("quantum_id", sa.CHAR(36), nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("events", sa.Integer, nullable=False),
-    sa.Column("last_hash", sa.CHAR(64), nullable=False),
-    sa.Column("sealed", sa.Boolean, nullable=False),
-    sa.Column("writer", sa.Text, nullable=False),
-    sa.Column("created_ns", sa.Integer, nullable=False),
-    sa.PrimaryKeyConstraint("quantum_id", "attempt", name="qbb_logs_key"),
-)
 
-_events = sa.Table(
-    "qbb_events",
-    _metadata,
-    sa.Column("quantum_id", sa.CHAR(36), nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("timestamp_ns", sa.Integer, nullable=False),
-    sa.Column("hash", sa.CHAR(64), nullable=False),
-    sa.Column("record", sa.LargeBinary, nullable=False),
-    # The key is the optimistic-concurrency guard: a second row at the same
-    # seq (a duplicate, or a writer that lost a race) is refused by SQLite.
-    sa.PrimaryKeyConstraint("quantum_id", "attempt", "seq", name="qbb_events_key"),
-)
+def make_tables(dialect: Dialect) -> Tables:
+    """Return the tables and statements of an event store in ``dialect``."""
+    quantum_type: Any = sa.CHAR(36) if dialect == "sqlite" else Uuid(as_uuid=True)
+    metadata = sa.MetaData()
+    meta = sa.Table(
+        "qbb_meta",
+        metadata,
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    logs = sa.Table(
+        "qbb_logs",
+        metadata,
+        sa.Column("quantum_id", quantum_type, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("events", sa.Integer, nullable=False),
+        sa.Column("last_hash", sa.CHAR(64), nullable=False),
+        sa.Column("sealed", sa.Boolean, nullable=False),
+        sa.Column("writer", sa.Text, nullable=False),
+        sa.Column("created_ns", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("quantum_id", "attempt", name="qbb_logs_key"),
+    )
+    events = sa.Table(
+        "qbb_events",
+        metadata,
+        sa.Column("quantum_id", quantum_type, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("timestamp_ns", sa.BigInteger, nullable=False),
+        sa.Column("hash", sa.CHAR(64), nullable=False),
+        sa.Column("record", sa.LargeBinary, nullable=False),
+        # The key is the optimistic-concurrency guard: a second row at the same
+        # seq (a duplicate, or a writer that lost a race) is refused.
+        sa.PrimaryKeyConstraint("quantum_id", "attempt", "seq", name="qbb_events_key"),
+    )
+    # The hot insert goes to the driver as positional tuples: SQLAlchemy Core's
+    # per-row parameter processing for ``execute(insert, list_of_dicts)`` costs
+    # more than SQLite's own insert (measured: 14 us/row against 8). The SQL
+    # is built from the table's own column names, so it cannot drift from the
+    # schema, and holds only placeholders.
+    marker = "?" if dialect == "sqlite" else "%s"
+    names = [column.name for column in events.columns]
+    insert_events = (
+        f"INSERT INTO {events.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join(marker for _ in names)})"
+    )
+    advance = (
+        logs.update()
+        .where(
+            logs.c.quantum_id == sa.bindparam("key_quantum_id"),
+            logs.c.attempt == sa.bindparam("key_attempt"),
+            logs.c.events == sa.bindparam("old_events"),
+            logs.c.last_hash == sa.bindparam("old_last_hash"),
+            logs.c.sealed.is_(False),
+        )
+        .values(
+            events=sa.bindparam("new_events"),
+            last_hash=sa.bindparam("new_last_hash"),
+            sealed=sa.bindparam("new_sealed", type_=sa.Boolean),
+            writer=sa.bindparam("new_writer"),
+        )
+    )
+    return Tables(metadata, meta, logs, events, insert_events, advance)
 
-_Row = tuple[str, int, int, str, int, str, bytes]
-"""A ``qbb_events`` row in column order."""
+
+def key_of(dialect: Dialect, quantum_id: uuid.UUID) -> object:
+    """Return the value a dialect binds for a quantum id: text on SQLite, a UUID on PostgreSQL."""
+    return str(quantum_id) if dialect == "sqlite" else quantum_id
+
+
+_Row = tuple[Any, int, int, str, int, str, bytes]
+"""A ``qbb_events`` row in column order (the quantum id as `key_of` gives it)."""
 
 _Stored = tuple[int, str, str, bytes]
 """What reading a log selects of a row: seq, kind, hash, record."""
-
-# The hot insert goes to the driver as positional tuples: SQLAlchemy Core's
-# per-row parameter processing for ``execute(insert, list_of_dicts)`` costs
-# more than SQLite's own insert (measured: 14 us/row against 8). The SQL is
-# still compiled from the table, so it cannot drift from the schema.
-_INSERT_EVENTS: Final = str(_events.insert().compile(dialect=sqlite_dialect()))
-
-# The claim row moves only from the state its writer last left it in: that
-# is the optimistic check against a second writer. Built once, so a commit
-# pays no statement construction.
-_ADVANCE: Final = (
-    _logs.update()
-    .where(
-        _logs.c.quantum_id == sa.bindparam("key_quantum_id"),
-        _logs.c.attempt == sa.bindparam("key_attempt"),
-        _logs.c.events == sa.bindparam("old_events"),
-        _logs.c.last_hash == sa.bindparam("old_last_hash"),
-        _logs.c.sealed.is_(False),
-    )
-    .values(
-        events=sa.bindparam("new_events"),
-        last_hash=sa.bindparam("new_last_hash"),
-        sealed=sa.bindparam("new_sealed", type_=sa.Boolean),
-        writer=sa.bindparam("new_writer"),
-    )
-)
-
-_T = TypeVar("_T")
 
 
 def _writer() -> str:
@@ -119,19 +124,6 @@ def _writer() -> str:
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
     # A hyphenated string is accepted too: it is how the ids are stored.
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def _sqlite_code(err: SQLAlchemyError) -> int | None:
-    code = getattr(getattr(err, "orig", None), "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(code, int) else None
-
-
-def _is_busy(err: OperationalError) -> bool:
-    code = _sqlite_code(err)
-    if code is not None:
-        return code in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    text = str(err.orig).lower()
-    return "locked" in text or "busy" in text
 
 
 def _again(err: LogWriteError | LogConflictError) -> LogWriteError | LogConflictError:
@@ -149,77 +141,3 @@ class _Claim(NamedTuple):
     events: int
     last_hash: str
     sealed: bool
-
-
-class _Incoming(NamedTuple):
-    """A record given to `SqliteEventStore.append_records`, with its envelope."""
-
-    quantum_id: str
-    attempt: int
-    seq: int
-    kind: str
-    timestamp_ns: int
-    prev_hash: str
-    hash: str
-    record: bytes
-
-    def row(self) -> _Row:
-        return (
-            self.quantum_id,
-            self.attempt,
-            self.seq,
-            self.kind,
-            self.timestamp_ns,
-            self.hash,
-            self.record,
-        )
-
-
-def _parse_incoming(record: bytes) -> _Incoming:
-    record = bytes(record)
-    try:
-        raw = orjson.loads(record)
-    except orjson.JSONDecodeError as err:
-        raise LogCorruptedError(f"a record to append is not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise LogCorruptedError("a record to append is not a JSON object")
-    numbers = [raw.get("seq"), raw.get("attempt"), raw.get("timestamp_ns")]
-    where = numbers[0] if isinstance(numbers[0], int) else None
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers):
-        raise LogCorruptedError(
-            "a record to append lacks a valid attempt, seq or timestamp_ns", seq=where
-        )
-    seq, attempt, ts = cast(list[int], numbers)
-    quantum_id, kind = raw.get("quantum_id"), raw.get("kind")
-    prev_hash, digest = raw.get("prev_hash"), raw.get("hash")
-    if not (
-        isinstance(quantum_id, str)
-        and isinstance(kind, str)
-        and isinstance(prev_hash, str)
-        and isinstance(digest, str)
-    ):
-        raise LogCorruptedError(
-            "a record to append lacks its quantum_id, kind, prev_hash or hash", seq=where
-        )
-    try:
-        key = str(uuid.UUID(quantum_id))
-    except ValueError:
-        raise LogCorruptedError(f"quantum_id {quantum_id!r} is not a UUID", seq=where) from None
-    # Only the bytes are checked here, not every field: a copy must keep the
-    # exact bytes its hash covers, and the full check is `read`'s.
-    parts = hashed_part(record)
-    if parts is None or parts[1] != digest.encode() or chain_hash(prev_hash, parts[0]) != digest:
-        raise LogCorruptedError(
-            f"the record of quantum {key} attempt {attempt} does not match its hash "
-            "(altered, or not in the stored record layout)",
-            seq=where,
-        )
-    return _Incoming(key, attempt, seq, kind, ts, prev_hash, digest, record)
-
-
-def _on_begin(conn: Connection) -> None:
-    # Writers take the write lock at BEGIN, where SQLite's busy handler waits
-    # for it; a deferred BEGIN would fail at once ("database is locked") when
-    # its read lock cannot be upgraded. Readers take no write lock at all.
-    immediate = not conn.get_execution_options().get("qbb_read", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

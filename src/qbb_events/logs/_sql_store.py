@@ -1,282 +1,161 @@
-"""The SQLite event store: one database file holding the logs of many quanta.
+"""The SQL event store: the table store the SQLite and PostgreSQL backends share.
 
-A node that runs many quanta keeps their logs in one SQLite file instead of
-one JSON Lines file each. Every row of ``qbb_events`` holds one event's
-record, the very bytes a JSON Lines file holds on its line (see
-`qbb_events.logs.stored`), under the key ``(quantum_id, attempt, seq)``;
-``qbb_logs`` holds one claim row per quantum attempt (how many events, the
-last hash, whether sealed, which process wrote it); ``qbb_meta`` holds the
-store format version.
+One database holds the logs of many quanta. Every row of ``qbb_events``
+holds one event's record, the very bytes a JSON Lines file holds on its line
+(see `qbb_events.logs._records`), under the key ``(quantum_id, attempt,
+seq)``; ``qbb_logs`` holds one claim row per quantum attempt (how many
+events, the last hash, whether sealed, which process wrote it); ``qbb_meta``
+holds the store format version. Everything dialect-specific (connecting,
+pragmas, retries, error translation) is the SQL layer's (`qbb_events._sql`);
+the backends only open their `Database`.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Generic, Self, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from .._sql import Database, check_schema_version, insert_missing
 from ..errors import (
+    DatabaseError,
+    DatabaseIntegrityError,
     LogClosedError,
     LogConflictError,
     LogCorruptedError,
-    LogSealedError,
     LogWriteError,
-    SchemaVersionError,
 )
 from ..events import GENESIS_HASH, Event
+from ._merge import Tail, missing_suffix
 from ._reading import _ChainChecker
-from ._records import StoredLog
-from ._sql_log import SqliteEventLog
+from ._records import Envelope, StoredLog, parse_envelope
+from ._sql_log import SqlEventLog
 from ._sql_schema import (
-    _ADVANCE,
-    _ERRNO_OF_SQLITE,
-    _INSERT_EVENTS,
-    _T,
     STORE_FORMAT,
     _as_uuid,
     _Claim,
-    _events,
-    _Incoming,
-    _is_busy,
-    _logs,
-    _meta,
-    _metadata,
-    _on_begin,
-    _parse_incoming,
     _Row,
-    _sqlite_code,
     _Stored,
     _writer,
+    key_of,
+    make_tables,
 )
 from ._sync import SyncPolicy
 
-__all__ = ["STORE_FORMAT", "SqliteEventLog", "SqliteEventStore"]
+__all__ = ["STORE_FORMAT", "SqlEventStore"]
 
 _PAGE_ROWS = 10_000
 """Rows read per query when streaming a log, and records per batch when copying."""
 
+_T = TypeVar("_T")
+_Log = TypeVar("_Log", bound=SqlEventLog)
 
-class SqliteEventStore:
-    """An SQLite database holding the event logs of many quanta.
+
+class SqlEventStore(Generic[_Log]):
+    """An SQL database holding the event logs of many quanta (the backends' shared part).
+
+    Subclassed by `SqliteEventStore` and `PostgresEventStore`, which open the
+    database; everything else (claims, group commits, reading, idempotent
+    appends) is written here once.
 
     Parameters
     ----------
-    path : `str` or `os.PathLike`
-        The database file; it and its directory are created if missing.
-        Several processes may open the same file at once, even a new one.
-    sync : `SyncPolicy`, optional
-        Default policy of the logs `log` and `resume` make (``group`` by
-        default).
-    busy_timeout_s : `float`, optional
-        How long a write waits for another writer to release the database
-        before it raises `LogWriteError`.
-
-    Raises
-    ------
-    LogWriteError
-        If the file cannot be opened or created, or SQLite cannot use WAL
-        mode on it.
-    SchemaVersionError
-        If the file holds a store of another format version.
-    ValueError
-        If ``busy_timeout_s`` is not positive.
-
-    Notes
-    -----
-    The database runs in WAL mode, so readers never block writers, with
-    ``synchronous=FULL``: every commit is on stable storage when it returns,
-    and the logs' sync policies decide how many events share one commit.
-    Each write transaction starts with ``BEGIN IMMEDIATE``, so a writer
-    waits for the write lock at its start (SQLite's busy timeout) instead of
-    failing to upgrade a read lock midway; a write still refused as busy is
-    retried with a short backoff until ``busy_timeout_s`` has passed. So
-    processes appending to different quanta of one file at once never see
-    ``database is locked``; they take turns.
-
-    Every append is checked against the stored log: the key ``(quantum_id,
-    attempt, seq)`` refuses a duplicate, and each commit moves the claim row
-    only from the count and last hash the writer expects, so a writer that
-    lost a race gets `LogConflictError` and stores nothing.
+    database : `qbb_events._sql.Database`
+        The opened database.
+    sync : `SyncPolicy` or `None`
+        Default policy of the logs `log` and `resume` make.
+    log_class : `type`
+        The backend's log class, made by `log` and `resume`.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        sync: SyncPolicy | None = None,
-        busy_timeout_s: float = 60.0,
-        readonly: bool = False,
-    ) -> None:
-        if not busy_timeout_s > 0:
-            raise ValueError(f"busy_timeout_s must be positive, not {busy_timeout_s!r}")
-        self._path = Path(path).absolute()
+    def __init__(self, database: Database, sync: SyncPolicy | None, log_class: type[_Log]) -> None:
+        self._log_class = log_class
+        self._db = database
+        self._engine = database.engine
+        self._location = database.location
+        self._tables = make_tables(database.dialect)
         self._policy = sync if sync is not None else SyncPolicy()
-        self._busy_timeout_s = float(busy_timeout_s)
         self._closed = False
-        self._readonly = readonly
-        self._open_logs: weakref.WeakSet[SqliteEventLog] = weakref.WeakSet()
+        self._readonly = database.readonly
+        self._open_logs: weakref.WeakSet[SqlEventLog] = weakref.WeakSet()
         self._open_lock = threading.Lock()
-        if readonly:
-            # Read-only: no tables, pragmas or journal-mode switch, so a file
-            # that is not a store (or an archive) is never changed by reading.
-            database = f"file:{self._path}?mode=ro"
-            url = sa.URL.create("sqlite", database=database, query={"uri": "true"})
-        else:
-            try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise LogWriteError(
-                    err.errno, f"Cannot create the store's directory: {err}", str(self._path)
-                ) from err
-            url = sa.URL.create("sqlite", database=str(self._path))
-        self._engine = sa.create_engine(
-            url,
-            # The driver's timeout is SQLite's busy timeout, in effect from the
-            # very first statement of each connection.
-            connect_args={"timeout": self._busy_timeout_s},
-            # Waiting for a pooled connection is waiting for the write lock
-            # by another name: SQLite has one writer at a time anyway.
-            pool_timeout=self._busy_timeout_s,
-        )
-        sa.event.listen(self._engine, "connect", self._on_connect)
-        sa.event.listen(self._engine, "begin", _on_begin)
         try:
-            if readonly:
+            if self._readonly:
                 self._transact(self._check_format, "opening the store", read=True)
             else:
                 self._transact(self._prepare, "opening the store")
         except BaseException:
-            self._engine.dispose()
+            database.dispose()
             raise
 
-    # -- connections and transactions ----------------------------------------
+    # -- transactions ----------------------------------------------------------
 
-    def _on_connect(self, dbapi_connection: Any, connection_record: Any) -> None:
-        # SQLAlchemy's recipe for pysqlite: the driver must not emit BEGIN
-        # itself (it would be DEFERRED, and skipped for DDL); `_on_begin` does.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            if self._readonly:
-                cursor.execute("PRAGMA query_only = ON")
-                return
-            # Only a new, empty file takes a page size. Large pages hold more
-            # records each: inserts measured 15-40% faster than with 4 KiB.
-            cursor.execute("PRAGMA page_size = 16384")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise LogWriteError(
-                    None,
-                    f"SQLite cannot use WAL mode on this file (journal mode {mode!r})",
-                    str(self._path),
-                )
-            # FULL: a commit is durable when it returns, which quantum_finished,
-            # close() and every_event promise; the group policy amortizes it.
-            cursor.execute("PRAGMA synchronous = FULL")
-        finally:
-            cursor.close()
+    def _key(self, quantum_id: uuid.UUID | None) -> object:
+        assert quantum_id is not None, "a log is bound before its first event"
+        return key_of(self._db.dialect, quantum_id)
 
     def _transact(self, work: Callable[[Connection], _T], what: str, *, read: bool = False) -> _T:
-        """Run ``work`` in one transaction, retrying while the database is busy.
+        """Run ``work`` in one transaction of the SQL layer (retried while busy).
 
-        ``work`` may run more than once, each time in a fresh transaction.
-        `IntegrityError` and the library's own errors pass through; any other
-        database error becomes `LogWriteError`.
+        `DatabaseIntegrityError` passes through, for the caller to name the
+        conflict; any other database error becomes `LogWriteError`.
         """
         if self._closed:
-            raise LogClosedError(f"The event store {self._path} is closed.")
-        deadline = time.monotonic() + self._busy_timeout_s
-        pause = 0.001
-        while True:
-            try:
-                with self._engine.connect() as conn:
-                    if read:
-                        conn.execution_options(qbb_read=True)
-                    with conn.begin():
-                        return work(conn)
-            except IntegrityError:
-                raise
-            except OperationalError as err:
-                remaining = deadline - time.monotonic()
-                if not _is_busy(err):
-                    raise self._write_error(err, what) from err
-                if remaining <= 0:
-                    raise self._write_error(
-                        err,
-                        what,
-                        f"the database stayed locked by other writers for "
-                        f"{self._busy_timeout_s:g} s",
-                    ) from err
-                # The busy handler covers BEGIN IMMEDIATE; this covers what it
-                # cannot (WAL recovery, a journal-mode switch by a new opener).
-                time.sleep(min(pause, remaining))
-                pause = min(pause * 2, 0.05)
-            except SQLAlchemyError as err:
-                raise self._write_error(err, what) from err
-
-    def _write_error(
-        self, err: SQLAlchemyError, what: str, why: str | None = None
-    ) -> LogWriteError:
-        code = _sqlite_code(err)
-        number = None if code is None else _ERRNO_OF_SQLITE.get(code)
-        if number is None and isinstance(err, OperationalError) and _is_busy(err):
-            number = errno.EBUSY
-        if why is None:
-            why = str(getattr(err, "orig", None) or err)
-        return LogWriteError(number, f"{what} failed: {why}", str(self._path))
+            raise LogClosedError(f"The event store {self._location} is closed.")
+        try:
+            return self._db.transact(work, what, read=read)
+        except DatabaseError as err:
+            raise LogWriteError(err.errno, err.strerror, err.filename) from err
 
     def _prepare(self, conn: Connection) -> None:
-        # In one BEGIN IMMEDIATE transaction, so processes opening a new file
-        # at once create the tables exactly once: the first holds the write
-        # lock through check and creation, the others then find them.
-        _metadata.create_all(conn, checkfirst=True)
-        conn.execute(
-            sqlite_insert(_meta).values(key="format", value=STORE_FORMAT).on_conflict_do_nothing()
-        )
+        # In one transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on
+        # PostgreSQL), so processes opening a new store at once create the
+        # tables exactly once: the first holds the lock through check and
+        # creation, the others then find them.
+        self._db.lock_schema(conn)
+        tables = self._db.table_names(conn)
+        if tables and not {"qbb_meta", "qbb_logs", "qbb_events"} <= tables:
+            self._not_a_store(tables)
+        self._tables.metadata.create_all(conn, checkfirst=True)
+        insert_missing(conn, self._tables.meta, [{"key": "format", "value": STORE_FORMAT}], ["key"])
         self._check_format(conn)
 
+    def _not_a_store(self, tables: set[str]) -> None:
+        raise LogCorruptedError(
+            f"{self._location} is a database but not a qbb_events event store "
+            f"(its tables: {', '.join(sorted(tables)) or 'none'}); it was left as it was"
+        )
+
     def _check_format(self, conn: Connection) -> None:
-        tables = set(sa.inspect(conn).get_table_names())
+        tables = self._db.table_names(conn)
         if not {"qbb_meta", "qbb_logs", "qbb_events"} <= tables:
-            raise LogCorruptedError(
-                f"{self._path} is an SQLite database but not a qbb_events event store "
-                f"(its tables: {', '.join(sorted(tables)) or 'none'})"
-            )
-        found = conn.execute(
-            sa.select(_meta.c.value).where(_meta.c.key == "format")
-        ).scalar_one_or_none()
-        if found != STORE_FORMAT:
-            raise SchemaVersionError(
-                f"{self._path} holds an event store of format {found!r}; this qbb_events "
-                f"reads format {STORE_FORMAT!r}"
-            )
+            self._not_a_store(tables)
+        check_schema_version(
+            conn,
+            self._tables.meta,
+            STORE_FORMAT,
+            where=self._location,
+            what="an event store",
+            noun="format",
+        )
 
     # -- public API ----------------------------------------------------------
-
-    @property
-    def path(self) -> Path:
-        """The database file (`pathlib.Path`)."""
-        return self._path
 
     @property
     def sync_policy(self) -> SyncPolicy:
         """Default policy of the logs this store makes (`SyncPolicy`)."""
         return self._policy
 
-    def log(self, *, sync: SyncPolicy | None = None) -> SqliteEventLog:
+    def log(self, *, sync: SyncPolicy | None = None) -> _Log:
         """Return a new, empty log to record one quantum attempt.
 
         Parameters
@@ -286,7 +165,7 @@ class SqliteEventStore:
 
         Returns
         -------
-        log : `SqliteEventLog`
+        log : `SqlEventLog`
             An unbound log: the butler binds it to its quantum attempt and
             appends ``quantum_started``, which claims the attempt in the store.
 
@@ -301,11 +180,11 @@ class SqliteEventStore:
         >>> butler = QuantumBackedButler.initialize(root, quantum, log=log)  # doctest: +SKIP
         """
         self._check_open(writing=True)
-        return SqliteEventLog(self, sync if sync is not None else self._policy)
+        return self._log_class(self, sync if sync is not None else self._policy)
 
     def resume(
         self, quantum_id: uuid.UUID, attempt: int, *, sync: SyncPolicy | None = None
-    ) -> SqliteEventLog:
+    ) -> _Log:
         """Return a log that appends after the stored events of a quantum attempt.
 
         Parameters
@@ -319,7 +198,7 @@ class SqliteEventStore:
 
         Returns
         -------
-        log : `SqliteEventLog`
+        log : `SqlEventLog`
             A log holding the stored events (checked as by `read`); a sealed
             log refuses appends with `LogSealedError`.
 
@@ -341,8 +220,40 @@ class SqliteEventStore:
         """
         self._check_open(writing=True)
         events, records = self._read(quantum_id, attempt)
-        log = SqliteEventLog(self, sync if sync is not None else self._policy)
+        log = self._log_class(self, sync if sync is not None else self._policy)
         log._resume_from(events, records)
+        return log
+
+    def open_log(
+        self, quantum_id: uuid.UUID, attempt: int, *, sync: SyncPolicy | None = None
+    ) -> _Log:
+        """Return the log of a quantum attempt: resumed if held, else new and bound to it.
+
+        Parameters
+        ----------
+        quantum_id : `uuid.UUID`
+            The quantum.
+        attempt : `int`
+            The attempt.
+        sync : `SyncPolicy`, optional
+            When its events are committed; the store's policy by default.
+
+        Returns
+        -------
+        log : `SqlEventLog`
+            As `resume` if the store holds the log; otherwise as `log`, bound
+            to the quantum attempt, whose first event claims it (and raises
+            `LogConflictError` if another writer claimed it first).
+        """
+        self._check_open(writing=True)
+        key = self._key(quantum_id)
+        claim = self._transact(
+            lambda conn: self._claim_of(conn, key, attempt), "looking up the log", read=True
+        )
+        if claim is not None:
+            return self.resume(quantum_id, attempt, sync=sync)
+        log = self.log(sync=sync)
+        log.bind(quantum_id, attempt)
         return log
 
     def quanta(self) -> list[tuple[uuid.UUID, int]]:
@@ -356,8 +267,8 @@ class SqliteEventStore:
         # Event rows whose claim row is gone are listed too, so that reading
         # them reports the missing claim instead of skipping them unseen.
         keys = sa.union(
-            sa.select(_logs.c.quantum_id, _logs.c.attempt),
-            sa.select(_events.c.quantum_id, _events.c.attempt).distinct(),
+            sa.select(self._tables.logs.c.quantum_id, self._tables.logs.c.attempt),
+            sa.select(self._tables.events.c.quantum_id, self._tables.events.c.attempt).distinct(),
         ).subquery()
         rows = self._transact(
             lambda conn: conn.execute(
@@ -371,10 +282,10 @@ class SqliteEventStore:
         listed: list[tuple[uuid.UUID, int]] = []
         for quantum_id, attempt in rows:
             try:
-                listed.append((uuid.UUID(quantum_id), int(attempt)))
+                listed.append((_as_uuid(quantum_id), int(attempt)))
             except (TypeError, ValueError, AttributeError):
                 raise LogCorruptedError(
-                    f"{self._path} lists quantum {quantum_id!r} attempt {attempt!r}, which is "
+                    f"{self._location} lists quantum {quantum_id!r} attempt {attempt!r}, which is "
                     "not a UUID and an attempt number: the table was edited"
                 ) from None
         # Hyphenated lower-case hex sorts as the UUIDs' integers do.
@@ -411,13 +322,13 @@ class SqliteEventStore:
 
     def _read(self, quantum_id: uuid.UUID, attempt: int) -> tuple[list[Event], list[bytes]]:
         quantum_id = _as_uuid(quantum_id)
-        key = str(quantum_id)
+        key = self._key(quantum_id)
 
         def work(conn: Connection) -> tuple[list[Event], list[bytes]]:
             claim = self._claim_of(conn, key, attempt)
             if claim is None:
                 raise LookupError(
-                    f"{self._path} holds no log of quantum {quantum_id} attempt {attempt}"
+                    f"{self._location} holds no log of quantum {quantum_id} attempt {attempt}"
                 )
             checker = _ChainChecker()
             events: list[Event] = []
@@ -484,14 +395,14 @@ class SqliteEventStore:
             does not hold has no records. Nothing is read until then.
         """
         quantum_id = _as_uuid(quantum_id)
-        key = str(quantum_id)
+        key = self._key(quantum_id)
         label = f"quantum {quantum_id} attempt {attempt}"
 
         def records() -> Iterator[tuple[int, bytes, bool]]:
             position = 0
             last_seq = -1
             record = b""
-            quantum_key = b'"quantum_id":"%s"' % key.encode()
+            quantum_key = b'"quantum_id":"%s"' % str(quantum_id).encode()
             while True:
                 # Each page in its own short read transaction: a slow reader
                 # must not hold a snapshot that stops WAL checkpoints.
@@ -521,6 +432,8 @@ class SqliteEventStore:
             claim = self._transact(
                 lambda conn: self._claim_of(conn, key, attempt), f"reading {label}", read=True
             )
+            if claim is None and position == 0:
+                return  # a log the store does not hold: no records
             stored = _Claim(position, record[-66:-2].decode() if record else GENESIS_HASH, False)
             sealed = b'"kind":"quantum_finished"' in record
             if claim is None or (claim.events, claim.last_hash, claim.sealed) != (
@@ -540,7 +453,7 @@ class SqliteEventStore:
                     "added or changed outside the store"
                 )
 
-        return StoredLog(f"{self._path} {label}", records)
+        return StoredLog(f"{self._location} {label}", records)
 
     def logs(self) -> Iterator[StoredLog]:
         """Yield every stored log, one per quantum attempt.
@@ -591,10 +504,10 @@ class SqliteEventStore:
         """
         self._check_open(writing=True)
         inserted = 0
-        batch: dict[tuple[str, int], list[_Incoming]] = {}
+        batch: dict[tuple[str, int], list[Envelope]] = {}
         count = 0
         for record in records:
-            item = _parse_incoming(record)
+            item = parse_envelope(record)
             batch.setdefault((item.quantum_id, item.attempt), []).append(item)
             count += 1
             if count >= _PAGE_ROWS:
@@ -631,7 +544,7 @@ class SqliteEventStore:
         if failure is not None:
             raise failure
 
-    def __enter__(self) -> SqliteEventStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -644,52 +557,62 @@ class SqliteEventStore:
 
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
-        return f"SqliteEventStore({str(self._path)!r}{state})"
+        return f"{type(self).__name__}({self._location!r}{state})"
 
     # -- internals -----------------------------------------------------------
 
     def _check_open(self, *, writing: bool = False) -> None:
         if self._closed:
-            raise LogClosedError(f"The event store {self._path} is closed.")
+            raise LogClosedError(f"The event store {self._location} is closed.")
         if writing and self._readonly:
             raise LogWriteError(
-                errno.EROFS, "The event store was opened read-only.", str(self._path)
+                errno.EROFS, "The event store was opened read-only.", str(self._location)
             )
 
-    def _opened(self, log: SqliteEventLog) -> None:
+    def _opened(self, log: SqlEventLog) -> None:
         with self._open_lock:
             self._open_logs.add(log)
 
-    def _closed_log(self, log: SqliteEventLog) -> None:
+    def _closed_log(self, log: SqlEventLog) -> None:
         with self._open_lock:
             self._open_logs.discard(log)
 
-    @staticmethod
-    def _claim_of(conn: Connection, quantum_id: str, attempt: int) -> _Claim | None:
+    def _claim_of(self, conn: Connection, quantum_id: object, attempt: int) -> _Claim | None:
         row = conn.execute(
-            sa.select(_logs.c.events, _logs.c.last_hash, _logs.c.sealed).where(
-                _logs.c.quantum_id == quantum_id, _logs.c.attempt == attempt
+            sa.select(
+                self._tables.logs.c.events,
+                self._tables.logs.c.last_hash,
+                self._tables.logs.c.sealed,
+            ).where(
+                self._tables.logs.c.quantum_id == quantum_id, self._tables.logs.c.attempt == attempt
             )
         ).first()
         return None if row is None else _Claim(row[0], row[1], bool(row[2]))
 
-    @staticmethod
-    def _page(conn: Connection, quantum_id: str, attempt: int, after_seq: int) -> Sequence[_Stored]:
+    def _page(
+        self, conn: Connection, quantum_id: object, attempt: int, after_seq: int
+    ) -> Sequence[_Stored]:
         # Keyset pagination: each query seeks the key directly, however deep.
+        events = self._tables.events.c
         rows = conn.execute(
-            sa.select(_events.c.seq, _events.c.kind, _events.c.hash, _events.c.record)
-            .where(
-                _events.c.quantum_id == quantum_id,
-                _events.c.attempt == attempt,
-                _events.c.seq > after_seq,
+            sa.select(
+                events.seq,
+                events.kind,
+                events.hash,
+                events.record,
             )
-            .order_by(_events.c.seq)
+            .where(
+                events.quantum_id == quantum_id,
+                events.attempt == attempt,
+                events.seq > after_seq,
+            )
+            .order_by(events.seq)
             .limit(_PAGE_ROWS)
         ).all()
         return cast(Sequence[_Stored], rows)
 
     def _pages(
-        self, conn: Connection, quantum_id: str, attempt: int
+        self, conn: Connection, quantum_id: object, attempt: int
     ) -> Iterator[Sequence[_Stored]]:
         last_seq = -1
         while True:
@@ -702,7 +625,7 @@ class SqliteEventStore:
     def _claim(self, row: _Row) -> None:
         """Store the first event of a log with its claim row, in one commit."""
         quantum_id, attempt = row[0], row[1]
-        claim = _logs.insert().values(
+        claim = self._tables.logs.insert().values(
             quantum_id=quantum_id,
             attempt=attempt,
             events=1,
@@ -714,13 +637,13 @@ class SqliteEventStore:
 
         def work(conn: Connection) -> None:
             conn.execute(claim)
-            conn.exec_driver_sql(_INSERT_EVENTS, [row])
+            conn.exec_driver_sql(self._tables.insert_events, [row])
 
         try:
             self._transact(work, f"claiming quantum {quantum_id} attempt {attempt}")
-        except IntegrityError as err:
+        except DatabaseIntegrityError as err:
             raise LogConflictError(
-                f"quantum {quantum_id} attempt {attempt} already has a log in {self._path}"
+                f"quantum {quantum_id} attempt {attempt} already has a log in {self._location}"
             ) from err
 
     def _commit(self, rows: list[_Row], prev_hash: str) -> None:
@@ -739,7 +662,7 @@ class SqliteEventStore:
         }
 
         def work(conn: Connection) -> None:
-            if conn.execute(_ADVANCE, advance).rowcount != 1:
+            if conn.execute(self._tables.advance, advance).rowcount != 1:
                 found = self._claim_of(conn, quantum_id, attempt)
                 state = (
                     "no claim row"
@@ -748,44 +671,47 @@ class SqliteEventStore:
                     + (", sealed" if found.sealed else "")
                 )
                 raise LogConflictError(
-                    f"quantum {quantum_id} attempt {attempt} in {self._path} changed under "
+                    f"quantum {quantum_id} attempt {attempt} in {self._location} changed under "
                     f"this log: seq {first} must follow {first} events ending in {prev_hash}, "
                     f"but the store holds {state} (another writer appended to it)"
                 )
-            conn.exec_driver_sql(_INSERT_EVENTS, rows)
+            conn.exec_driver_sql(self._tables.insert_events, rows)
 
         what = f"committing seq {first}-{last[2]} of quantum {quantum_id} attempt {attempt}"
         try:
             self._transact(work, what)
-        except IntegrityError as err:
+        except DatabaseIntegrityError as err:
             raise LogConflictError(
-                f"quantum {quantum_id} attempt {attempt} in {self._path} already holds "
+                f"quantum {quantum_id} attempt {attempt} in {self._location} already holds "
                 f"events at seq {first}-{last[2]}: another writer appended to it"
             ) from err
 
-    def _append_batch(self, batch: dict[tuple[str, int], list[_Incoming]]) -> int:
+    def _append_batch(self, batch: dict[tuple[str, int], list[Envelope]]) -> int:
         inserted = 0
         for quantum_id, attempt in batch:
+            key = self._key(uuid.UUID(quantum_id))
 
-            def work(conn: Connection, q: str = quantum_id, a: int = attempt) -> int:
-                return self._append_group(conn, q, a, batch[q, a])
+            def work(
+                conn: Connection, q: str = quantum_id, a: int = attempt, k: object = key
+            ) -> int:
+                return self._append_group(conn, q, k, a, batch[q, a])
 
             try:
                 inserted += self._transact(
                     work, f"appending records of quantum {quantum_id} attempt {attempt}"
                 )
-            except IntegrityError as err:
+            except DatabaseIntegrityError as err:
                 raise LogConflictError(
-                    f"quantum {quantum_id} attempt {attempt} in {self._path} was appended to "
+                    f"quantum {quantum_id} attempt {attempt} in {self._location} was appended to "
                     "by another writer during the copy"
                 ) from err
         return inserted
 
     def _append_group(
-        self, conn: Connection, quantum_id: str, attempt: int, items: list[_Incoming]
+        self, conn: Connection, quantum_id: str, key: object, attempt: int, items: list[Envelope]
     ) -> int:
-        label = f"quantum {quantum_id} attempt {attempt} in {self._path}"
-        claim = self._claim_of(conn, quantum_id, attempt)
+        label = f"quantum {quantum_id} attempt {attempt} in {self._location}"
+        claim = self._claim_of(conn, key, attempt)
         stored, last_hash, sealed = claim if claim is not None else _Claim(0, GENESIS_HASH, False)
         overlap = [item.seq for item in items if item.seq < stored]
         known: dict[int, str] = {}
@@ -793,52 +719,25 @@ class SqliteEventStore:
             known = {
                 seq: digest
                 for seq, digest in conn.execute(
-                    sa.select(_events.c.seq, _events.c.hash).where(
-                        _events.c.quantum_id == quantum_id,
-                        _events.c.attempt == attempt,
-                        _events.c.seq.between(min(overlap), max(overlap)),
+                    sa.select(self._tables.events.c.seq, self._tables.events.c.hash).where(
+                        self._tables.events.c.quantum_id == key,
+                        self._tables.events.c.attempt == attempt,
+                        self._tables.events.c.seq.between(min(overlap), max(overlap)),
                     )
                 )
             }
-        new: list[_Row] = []
-        for item in items:
-            count = stored + len(new)
-            if item.seq < count:
-                held = known.get(item.seq) if item.seq < stored else new[item.seq - stored][5]
-                if held != item.hash:
-                    raise LogConflictError(
-                        f"{label} holds another event at seq {item.seq} "
-                        f"(hash {held}, not {item.hash}): the histories diverge"
-                    )
-                continue
-            if sealed:
-                raise LogSealedError(
-                    f"{label} is sealed by quantum_finished at seq {count - 1}; "
-                    f"cannot append seq {item.seq}"
-                )
-            if item.seq != count:
-                raise LogConflictError(
-                    f"{label}: seq {item.seq} does not continue the log, which ends "
-                    f"with {count} events; seq {count} is missing"
-                )
-            if item.prev_hash != last_hash:
-                raise LogConflictError(
-                    f"{label}: seq {item.seq} names prev_hash {item.prev_hash}, but the "
-                    f"stored log ends in {last_hash}"
-                )
-            if count == 0 and item.kind != "quantum_started":
-                raise LogCorruptedError(
-                    f"a log must start with quantum_started, not {item.kind}", seq=0
-                )
-            new.append(item.row())
-            last_hash = item.hash
-            sealed = item.kind == "quantum_finished"
+        fresh = missing_suffix(label, Tail(stored, last_hash, sealed), known.get, items)
+        if fresh:
+            last_hash, sealed = fresh[-1].hash, fresh[-1].kind == "quantum_finished"
+        new: list[_Row] = [
+            (key, e.attempt, e.seq, e.kind, e.timestamp_ns, e.hash, e.record) for e in fresh
+        ]
         if not new:
             return 0
         if claim is None:
             conn.execute(
-                _logs.insert().values(
-                    quantum_id=quantum_id,
+                self._tables.logs.insert().values(
+                    quantum_id=key,
                     attempt=attempt,
                     events=len(new),
                     last_hash=last_hash,
@@ -849,9 +748,11 @@ class SqliteEventStore:
             )
         else:
             conn.execute(
-                _logs.update()
-                .where(_logs.c.quantum_id == quantum_id, _logs.c.attempt == attempt)
+                self._tables.logs.update()
+                .where(
+                    self._tables.logs.c.quantum_id == key, self._tables.logs.c.attempt == attempt
+                )
                 .values(events=stored + len(new), last_hash=last_hash, sealed=sealed)
             )
-        conn.exec_driver_sql(_INSERT_EVENTS, new)
+        conn.exec_driver_sql(self._tables.insert_events, new)
         return len(new)

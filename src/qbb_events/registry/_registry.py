@@ -92,7 +92,10 @@ class Registry:
         database = open_database(_target(url), application="qbb_events registry")
 
         def work(conn: Connection) -> None:
-            present = database.has_tables(conn) & set(s.metadata.tables)
+            # Two processes creating one registry at once: one creates, the
+            # other then finds the tables and is refused.
+            database.lock_schema(conn)
+            present = database.table_names(conn) & set(s.metadata.tables)
             if present:
                 raise RegistryExistsError(
                     f"{database.location} already holds registry tables "
@@ -141,7 +144,7 @@ class Registry:
         database = open_database(target, application="qbb_events registry")
 
         def work(conn: Connection) -> None:
-            if s.registry_meta.name not in database.has_tables(conn):
+            if s.registry_meta.name not in database.table_names(conn):
                 raise RegistryNotFoundError(f"No registry at {database.location}")
             check_schema_version(
                 conn,

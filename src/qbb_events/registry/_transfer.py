@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ArgumentTypeError, QbbEventsError
-from ..logs import LogSource, LogVerification, StoredLog, stored_logs, verify_logs
+from ..logs import (
+    LogSource,
+    LogVerification,
+    StoredLog,
+    source_kind,
+    stored_logs,
+    verify_logs,
+)
 from ..parquet import exported_logs
 from ._registry import Registry
 from ._report import RefusedLog, TransferReport, attempt_key
@@ -139,14 +146,9 @@ def _is_paths(sources: Any) -> bool:
     return False
 
 
-def _is_export(path: Path) -> bool:
-    events = path / "events"
-    return events.is_dir() and any(events.rglob("*.parquet"))
-
-
 def _logs(source: Any) -> Iterator[StoredLog]:
     """Every log of the sources; a Parquet export yields its rebuilt logs."""
-    if isinstance(source, str | os.PathLike) and _is_export(Path(source)):
+    if isinstance(source, str | os.PathLike) and source_kind(source) == "parquet":
         yield from exported_logs(source)
     elif isinstance(source, list | tuple):
         for item in source:

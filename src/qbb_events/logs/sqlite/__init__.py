@@ -1,6 +1,6 @@
 """The SQLite backend: one database file holding the logs of many quanta."""
 
-from .._sql_log import SqliteEventLog
-from .._sql_store import SqliteEventStore
+from ._log import SqliteEventLog
+from ._store import STORE_SUFFIXES, SqliteEventStore
 
-__all__ = ["SqliteEventLog", "SqliteEventStore"]
+__all__ = ["STORE_SUFFIXES", "SqliteEventLog", "SqliteEventStore"]

@@ -1,12 +1,27 @@
-"""Child-process bodies for the SQLite store tests (importable under the spawn start method)."""
+"""Child-process bodies for the SQL store tests (importable under the spawn start method).
+
+A target is an SQLite path or a PostgreSQL URL.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from qbb_events import Quantum, QuantumBackedButler, SyncPolicy
-from qbb_events.logs.sqlite import SqliteEventStore
+from qbb_events import (
+    PostgresEventStore,
+    Quantum,
+    QuantumBackedButler,
+    SqliteEventStore,
+    SyncPolicy,
+)
+
+
+def open_store(target: str, sync: SyncPolicy) -> SqliteEventStore | PostgresEventStore:
+    """The store at ``target``: a PostgreSQL URL, or else an SQLite file."""
+    if target.startswith("postgresql"):
+        return PostgresEventStore(target, sync=sync)
+    return SqliteEventStore(target, sync=sync)
 
 
 def empty_quantum(quantum_id: str) -> Quantum:
@@ -23,7 +38,7 @@ def append_events(
     path: str, root: str, quantum_id: str, count: int, start: Any, max_events: int
 ) -> None:
     """Claim a quantum in the store at ``path``, wait for ``start``, append ``count`` events."""
-    with SqliteEventStore(path, sync=SyncPolicy.group(max_events=max_events)) as store:
+    with open_store(path, SyncPolicy.group(max_events=max_events)) as store:
         butler = QuantumBackedButler.initialize(root, empty_quantum(quantum_id), log=store.log())
         # Every process has opened the file and claimed its quantum before any
         # appends, so the appends really overlap.
@@ -36,7 +51,7 @@ def append_events(
 
 def append_until_killed(path: str, root: str, quantum_id: str, committed: int, ready: Any) -> None:
     """Append forever, setting ``ready`` once ``committed`` events are surely committed."""
-    store = SqliteEventStore(path, sync=SyncPolicy.group(max_events=100, max_delay_ms=60_000))
+    store = open_store(path, SyncPolicy.group(max_events=100, max_delay_ms=60_000))
     butler = QuantumBackedButler.initialize(root, empty_quantum(quantum_id), log=store.log())
     append = butler.log.append
     index = 0
