@@ -10,7 +10,9 @@ rows). Then times, each phase in its own process so its peak RSS is its own:
 - the same into a new PostgreSQL database (``--postgres URL``, default
   ``$QBB_TEST_POSTGRES_URL``), 1 and 2 workers;
 - the baseline: ``QuantumProvenanceData.collect_and_transfer`` one quantum
-  at a time (``--baseline-quanta`` of them, into SQLite), the reference's way.
+  at a time (``--baseline-quanta`` of them, into SQLite), the reference's way;
+- the floor: ``verify_logs`` over the logs alone, on one core, which any
+  transfer from logs does first (its rate counts the outputs of the logs).
 
 Output datasets per second count every row that goes with them: their
 records, the quanta and every provenance row. The issue's size is
@@ -160,6 +162,13 @@ def phase(kind: str, url: str, logs: Path, workers: int, quanta: int) -> dict[st
     if kind == "baseline":
         datasets = _baseline(url, quanta)
         provenance = 0
+    elif kind == "floor":
+        # What any transfer from logs must do first: read and verify every log.
+        from qbb_events import verify_logs
+
+        report = verify_logs(logs)
+        assert report.ok
+        datasets, provenance = len(report.logs) * OUTPUTS, 0
     else:
         with Registry.create(url) as registry:
             report = transfer_run(registry, [str(logs)], workers=workers, progress=False)
@@ -244,6 +253,8 @@ def main() -> None:
                     drop()  # type: ignore[operator]
                 rows.append((f"postgresql, {workers} worker(s)", figures, "postgresql"))
                 print(rows[-1], flush=True)
+        rows.append(("floor: verify_logs alone, 1 core", _in_process("floor", "", logs, 1, 0), ""))
+        print(rows[-1], flush=True)
         url = str(work / "baseline.sqlite3")
         for stale in work.glob("baseline.sqlite3*"):
             stale.unlink()
