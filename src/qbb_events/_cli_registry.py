@@ -83,7 +83,8 @@ def create(url: str, as_json: bool, debug: bool) -> None:
 
 
 @click.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+# Plain strings: a source may be a PostgreSQL URL as well as a path.
+@click.argument("sources", nargs=-1, required=True)
 @_registry_option
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--check-artifacts", is_flag=True, help="Check each output's size and checksum.")
@@ -97,7 +98,7 @@ def create(url: str, as_json: bool, debug: bool) -> None:
 @_json_option
 @_debug_option
 def transfer(
-    sources: tuple[Path, ...],
+    sources: tuple[str, ...],
     url: str,
     workers: int,
     check_artifacts: bool,
@@ -107,7 +108,7 @@ def transfer(
     as_json: bool,
     debug: bool,
 ) -> None:
-    """Transfer logs (files, directories, stores, Parquet exports) into a registry.
+    """Transfer logs (files, directories, SQLite or PostgreSQL stores, Parquet exports).
 
     Idempotent and resumable. Exits 1 on a conflict, a refused log or an artifact mismatch.
     """
@@ -116,7 +117,7 @@ def transfer(
     with _errors("transfer", debug), Registry.open(url) as target:
         report = transfer_run(
             target,
-            [os.fspath(source) for source in sources],
+            list(sources),
             workers=workers,
             check_artifacts=check_artifacts,
             force_unverified=force_unverified,
