@@ -176,6 +176,26 @@ def test_workers_and_parquet_exports_give_the_same_registry(
     assert _clean(registry_urls, tmp_path / "export") == clean
 
 
+def test_event_stores_are_sources(
+    registry_urls: RegistryUrls, run: GeneratedRun, tmp_path: Path
+) -> None:
+    from support.postgres import create_database, drop_database
+
+    from qbb_events import copy_logs
+
+    clean = _clean(registry_urls, run.log_dir)
+    store = tmp_path / "logs.sqlite3"
+    assert copy_logs(run.log_dir, store).ok
+    assert _clean(registry_urls, store) == clean
+    if registry_urls.dialect == "postgresql":
+        url = create_database("qbb_store")
+        try:
+            assert copy_logs(run.log_dir, url).ok
+            assert _clean(registry_urls, url) == clean
+        finally:
+            drop_database(url)
+
+
 def test_arguments_are_checked(registry_url: str, run: GeneratedRun) -> None:
     with Registry.create(registry_url) as registry:
         with pytest.raises(ArgumentTypeError, match="workers"):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ DEFAULT_BATCH_DATASETS = 10_000
 
 # Logs verified per call of verify_logs: its per-call cost is then shared.
 _VERIFY_CHUNK = 256
+_VERIFY_BYTES = 32 * 1024 * 1024
 
 Roots = Mapping[str, str | os.PathLike[str]] | str | os.PathLike[str] | None
 
@@ -190,8 +190,40 @@ def _transfer(
 
 
 def _verified(logs: Iterator[StoredLog]) -> Iterator[tuple[StoredLog, LogVerification]]:
-    """Each log with its verdict; verified a chunk at a time, which costs less per log."""
-    while chunk := list(islice(logs, _VERIFY_CHUNK)):
+    """Each log with its verdict, verified a chunk at a time (less per log).
+
+    Each log is read once, into memory, as soon as its source yields it: a
+    store's source closes the store once it has yielded its last log, and
+    the fold then reads the same records again without a second read.
+    Chunks are bounded by count and by bytes.
+    """
+    chunk: list[StoredLog] = []
+    size = 0
+    for log in logs:
+        try:
+            records = list(log)
+        except (OSError, QbbEventsError, LookupError):
+            chunk.append(log)  # verify_logs reports it as unreadable
+        else:
+            chunk.append(StoredLog(log.location, _replay(records)))
+            size += sum(len(record) for _, record, _ in records)
+        if len(chunk) >= _VERIFY_CHUNK or size >= _VERIFY_BYTES:
+            yield from _verdicts(chunk)
+            chunk, size = [], 0
+    yield from _verdicts(chunk)
+
+
+def _replay(
+    records: list[tuple[int, bytes, bool]],
+) -> Callable[[], Iterator[tuple[int, bytes, bool]]]:
+    def read() -> Iterator[tuple[int, bytes, bool]]:
+        return iter(records)
+
+    return read
+
+
+def _verdicts(chunk: list[StoredLog]) -> Iterator[tuple[StoredLog, LogVerification]]:
+    if chunk:
         verdicts = {v.location: v for v in verify_logs(chunk).logs}
         for log in chunk:
             yield log, verdicts[log.location]
