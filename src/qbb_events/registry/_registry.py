@@ -196,8 +196,8 @@ class Registry:
 
     # -- writing ----------------------------------------------------------
 
-    def write(self, batch: Iterable[QuantumRows], report: TransferReport) -> None:
-        """Write quantum rows in one transaction (the transfer path; private protocol).
+    def _write_rows(self, batch: Iterable[QuantumRows], report: TransferReport) -> None:
+        """Write quantum rows in one transaction (what every transfer path calls).
 
         Parameters
         ----------
@@ -243,11 +243,11 @@ class Registry:
             batch.append(rows_from_provenance(quantum, item))
             report.logs += 1
             if len(batch) >= _BATCH_QUANTA:
-                self.write(batch, report)
+                self._write_rows(batch, report)
                 batch = []
         if next(provenance_iter, None) is not None:
             raise InvalidDefinitionError("More provenance documents than quanta were given.")
-        self.write(batch, report)
+        self._write_rows(batch, report)
         return report
 
     # -- queries ----------------------------------------------------------

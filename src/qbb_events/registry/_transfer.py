@@ -183,9 +183,9 @@ def _transfer(
         datasets += len(rows.datasets)
         provenance += len(rows.provenance)
         if datasets >= limit or provenance >= 8 * limit:
-            registry.write(batch, report)
+            registry._write_rows(batch, report)
             batch, datasets, provenance = [], 0, 0
-    registry.write(batch, report)
+    registry._write_rows(batch, report)
     return report
 
 

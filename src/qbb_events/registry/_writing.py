@@ -107,7 +107,15 @@ def _new_attempts(
     """Return the attempts of the batch the registry does not hold yet (first of each key)."""
     unique: dict[tuple[uuid.UUID, int], QuantumRows] = {}
     for rows in batch:
-        unique.setdefault(rows.key, rows)
+        first = unique.setdefault(rows.key, rows)
+        if first is rows:
+            continue
+        # The same attempt twice in one batch: the same log given twice is
+        # already there; another log of that attempt is a conflict.
+        if first.quantum["final_hash"] == rows.quantum["final_hash"]:
+            report.quanta_existing += 1
+        else:
+            report.conflicts.append(_quantum_conflict(rows.key, first.quantum["final_hash"], rows))
     held = _held_quanta(conn, list(unique))
     todo = []
     for key, rows in unique.items():
