@@ -6,16 +6,17 @@ What every store does is in test_log_contract.py; these are PostgreSQL's own.
 from __future__ import annotations
 
 import errno
-import multiprocessing
-import os
-import signal
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from support.store_workers import append_events, append_until_killed, existence_payload
+from support.store_workers import (
+    existence_payload,
+    kill_mid_group,
+    run_writers,
+)
 from support.workflows import run_workflow
 
 from qbb_events import (
@@ -32,8 +33,6 @@ from qbb_events import (
 )
 from qbb_events.cli import main
 
-SPAWN = multiprocessing.get_context("spawn")
-
 
 def _sql(url: str, statement: str) -> list[tuple[object, ...]]:
     engine = sa.create_engine(url, poolclass=sa.NullPool)
@@ -48,28 +47,7 @@ def _sql(url: str, statement: str) -> list[tuple[object, ...]]:
 def test_four_processes_append_to_one_database_at_once(tmp_path: Path, postgres_url: str) -> None:
     count, writers = 10_000, 4
     quanta = [str(uuid.uuid4()) for _ in range(writers)]
-    start = SPAWN.Barrier(writers + 1)
-    processes = [
-        SPAWN.Process(
-            target=append_events,
-            args=(postgres_url, str(tmp_path / f"repo{k}"), quanta[k], count, start, 1000),
-        )
-        for k in range(writers)
-    ]
-    # The tables do not exist yet: the writers also race to create them.
-    for process in processes:
-        process.start()
-    try:
-        start.wait(timeout=120)
-        for process in processes:
-            process.join(timeout=300)
-        assert [p.exitcode for p in processes] == [0] * writers
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
-            process.close()
+    run_writers(postgres_url, tmp_path, quanta, count, 1000)
     with PostgresEventStore(postgres_url) as store:
         assert sorted(str(q) for q, _ in store.quanta()) == sorted(quanta)
         for quantum_id in quanta:
@@ -92,23 +70,7 @@ def test_a_writer_killed_mid_group_loses_only_that_group_and_resumes(
 ) -> None:
     quantum_id = str(uuid.uuid4())
     committed = 1000
-    ready = SPAWN.Event()
-    process = SPAWN.Process(
-        target=append_until_killed,
-        args=(postgres_url, str(tmp_path / "repo"), quantum_id, committed, ready),
-    )
-    process.start()
-    try:
-        assert ready.wait(timeout=120)
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGKILL)
-        process.join(timeout=60)
-        assert process.exitcode == -signal.SIGKILL
-    finally:
-        if process.is_alive():
-            process.kill()
-            process.join()
-        process.close()
+    kill_mid_group(postgres_url, tmp_path / "repo", quantum_id, committed)
     key = uuid.UUID(quantum_id)
     with PostgresEventStore(postgres_url) as store:
         survived = store.read(key, 0)

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.registry_db import RegistryUrls, dump
 from support.registry_runs import GeneratedRun, three_task_run
+from support.scenarios import run_scenario
 from support.strategies import scenarios
-from test_properties import run_scenario
 
 from qbb_events import (
     ArgumentTypeError,

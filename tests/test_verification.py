@@ -33,11 +33,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.durable import cli, edit, kinds, rehashed, sealed_log, sqlite_copy
 from support.readonly import frozen, unlistable
+from support.scenarios import run_scenario
 from support.store_workers import empty_quantum, existence_payload
 from support.strategies import Scenario, scenarios
 from support.versions import V1_LOG, as_version_2
 from support.workflows import lines_of, rehash, run_workflow, stored_line, write_lines
-from test_properties import run_scenario
 
 from qbb_events import (
     GENESIS_HASH,

@@ -114,3 +114,28 @@ def registry_usage(root: Path, quantum: Quantum, url: str) -> int:
     return (
         report.datasets_new + again.quanta_new + len(sets) + len(first) + len(held) + len(orphans)
     )
+
+
+def stores(root: Path, quantum: Quantum, url: str) -> list[tuple[uuid.UUID, int]]:
+    from qbb_events import (
+        EventLog,
+        EventStore,
+        InMemoryEventStore,
+        PostgresEventLog,
+        PostgresEventStore,
+        SourceKind,
+        copy_logs,
+        source_kind,
+    )
+
+    with PostgresEventStore(url) as postgres:
+        log: PostgresEventLog = postgres.log()
+        with QuantumBackedButler.initialize(root, quantum, log=log):
+            pass
+        memory: EventStore = InMemoryEventStore()
+        copy_logs(postgres, memory)
+        again: EventLog = memory.open_log(quantum.id, 0)
+        assert again.sealed
+        kind: SourceKind = source_kind(url)
+        assert kind == "postgresql"
+        return memory.quanta()

@@ -5,7 +5,11 @@ A target is an SQLite path or a PostgreSQL URL.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import uuid
+from pathlib import Path
 from typing import Any
 
 from qbb_events import (
@@ -61,3 +65,51 @@ def append_until_killed(path: str, root: str, quantum_id: str, committed: int, r
         # A multiple of max_events: the append that reached it committed the group.
         if index == committed:
             ready.set()
+
+
+def run_writers(target: str, root: Path, quanta: list[str], count: int, max_events: int) -> None:
+    """Run one spawned ``append_events`` process per quantum, all at once; all must succeed."""
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(len(quanta) + 1)
+    processes = [
+        spawn.Process(
+            target=append_events,
+            args=(target, str(root / f"repo{k}"), quantum, count, start, max_events),
+        )
+        for k, quantum in enumerate(quanta)
+    ]
+    # The store may not exist yet: the writers also race to create it.
+    for process in processes:
+        process.start()
+    try:
+        start.wait(timeout=120)
+        for process in processes:
+            process.join(timeout=300)
+        assert [p.exitcode for p in processes] == [0] * len(quanta)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+            process.close()
+
+
+def kill_mid_group(target: str, root: Path, quantum_id: str, committed: int) -> None:
+    """Run ``append_until_killed`` and SIGKILL it once ``committed`` events are committed."""
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Event()
+    process = spawn.Process(
+        target=append_until_killed, args=(target, str(root), quantum_id, committed, ready)
+    )
+    process.start()
+    try:
+        assert ready.wait(timeout=120)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(timeout=60)
+        assert process.exitcode == -signal.SIGKILL
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        process.close()

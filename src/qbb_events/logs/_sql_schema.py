@@ -32,8 +32,6 @@ class Tables(NamedTuple):
     meta: sa.Table
     logs: sa.Table
     events: sa.Table
-    insert_events: str
-    """The hot insert, for the driver's ``executemany`` of positional rows."""
     advance: sa.Update
     """Moves a claim row on, only from the state its writer last left it in."""
 
@@ -74,17 +72,6 @@ def make_tables(dialect: Dialect) -> Tables:
         # seq (a duplicate, or a writer that lost a race) is refused.
         sa.PrimaryKeyConstraint("quantum_id", "attempt", "seq", name="qbb_events_key"),
     )
-    # The hot insert goes to the driver as positional tuples: SQLAlchemy Core's
-    # per-row parameter processing for ``execute(insert, list_of_dicts)`` costs
-    # more than SQLite's own insert (measured: 14 us/row against 8). The SQL
-    # is built from the table's own column names, so it cannot drift from the
-    # schema, and holds only placeholders.
-    marker = "?" if dialect == "sqlite" else "%s"
-    names = [column.name for column in events.columns]
-    insert_events = (
-        f"INSERT INTO {events.name} ({', '.join(names)}) "
-        f"VALUES ({', '.join(marker for _ in names)})"
-    )
     advance = (
         logs.update()
         .where(
@@ -101,7 +88,7 @@ def make_tables(dialect: Dialect) -> Tables:
             writer=sa.bindparam("new_writer"),
         )
     )
-    return Tables(metadata, meta, logs, events, insert_events, advance)
+    return Tables(metadata, meta, logs, events, advance)
 
 
 def key_of(dialect: Dialect, quantum_id: uuid.UUID) -> object:

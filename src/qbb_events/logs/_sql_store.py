@@ -25,7 +25,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .._sql import Database, check_schema_version, insert_missing
+from .._sql import Database, check_schema_version, insert_missing, insert_rows
 from ..errors import (
     DatabaseError,
     DatabaseIntegrityError,
@@ -637,7 +637,7 @@ class SqlEventStore(Generic[_Log]):
 
         def work(conn: Connection) -> None:
             conn.execute(claim)
-            conn.exec_driver_sql(self._tables.insert_events, [row])
+            insert_rows(conn, self._tables.events, [row])
 
         try:
             self._transact(work, f"claiming quantum {quantum_id} attempt {attempt}")
@@ -675,7 +675,7 @@ class SqlEventStore(Generic[_Log]):
                     f"this log: seq {first} must follow {first} events ending in {prev_hash}, "
                     f"but the store holds {state} (another writer appended to it)"
                 )
-            conn.exec_driver_sql(self._tables.insert_events, rows)
+            insert_rows(conn, self._tables.events, rows)
 
         what = f"committing seq {first}-{last[2]} of quantum {quantum_id} attempt {attempt}"
         try:
@@ -754,5 +754,5 @@ class SqlEventStore(Generic[_Log]):
                 )
                 .values(events=stored + len(new), last_hash=last_hash, sealed=sealed)
             )
-        conn.exec_driver_sql(self._tables.insert_events, new)
+        insert_rows(conn, self._tables.events, new)
         return len(new)

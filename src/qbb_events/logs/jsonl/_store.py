@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -50,6 +51,10 @@ class JsonLinesEventStore:
         self._policy = sync if sync is not None else SyncPolicy()
         self._closed = False
         self._open: list[JsonLinesEventLog] = []
+        # Which file holds which quantum attempt, read once (a scan opens every
+        # file), then kept up to date by this store's own writes.
+        self._index: dict[_Key, Path] | None = None
+        self._index_lock = threading.Lock()
 
     @property
     def directory(self) -> Path:
@@ -83,9 +88,8 @@ class JsonLinesEventStore:
             If the file fails its checks (a torn tail is cut, with a warning).
         """
         self._check_open()
-        path = self._held().get((quantum_id, attempt))
-        if path is None:
-            path = self._directory / log_file_name(quantum_id, attempt)
+        path = self._path_of((quantum_id, attempt), create=True)
+        assert path is not None
         log = JsonLinesEventLog(path, sync=sync or self._policy, resume=True)
         if not len(log):
             log.bind(quantum_id, attempt)
@@ -95,12 +99,14 @@ class JsonLinesEventStore:
     def quanta(self) -> list[_Key]:
         """List the quantum attempts held (by each file's first record), sorted."""
         self._check_open()
-        return sorted(self._held())
+        with self._index_lock:
+            self._index = self._held()
+            return sorted(self._index)
 
     def stored_log(self, quantum_id: uuid.UUID, attempt: int) -> StoredLog:
         """Return one quantum attempt's file as a stored log (no records if none)."""
         self._check_open()
-        path = self._held().get((quantum_id, attempt))
+        path = self._path_of((quantum_id, attempt), create=False)
         if path is None:
             return StoredLog(str(self._directory / log_file_name(quantum_id, attempt)), _nothing)
         return file_log(path)
@@ -147,7 +153,6 @@ class JsonLinesEventStore:
         new file's directory too.
         """
         self._check_open()
-        held = self._held()
         inserted = 0
         pending: dict[_Key, list[Envelope]] = {}
         count = 0
@@ -156,9 +161,9 @@ class JsonLinesEventStore:
             pending.setdefault((uuid.UUID(item.quantum_id), item.attempt), []).append(item)
             count += 1
             if count >= _BATCH:
-                inserted += self._append_groups(pending, held)
+                inserted += self._append_groups(pending)
                 pending, count = {}, 0
-        return inserted + self._append_groups(pending, held)
+        return inserted + self._append_groups(pending)
 
     def close(self) -> None:
         """Close the logs `open_log` made. Idempotent."""
@@ -201,12 +206,27 @@ class JsonLinesEventStore:
             held.setdefault(key, path)
         return held
 
-    def _append_groups(self, groups: dict[_Key, list[Envelope]], held: dict[_Key, Path]) -> int:
+    def _path_of(self, key: _Key, *, create: bool) -> Path | None:
+        """Return the file of a quantum attempt: where it is held, else (``create``) its new name.
+
+        A log already there under another name (its writer's, or the source
+        of a copy into itself) is continued, never stored twice.
+        """
+        with self._index_lock:
+            if self._index is None:
+                self._index = self._held()
+            path = self._index.get(key)
+            if path is None:
+                default = self._directory / log_file_name(*key)
+                if create or default.is_file():
+                    path = self._index[key] = default
+            return path
+
+    def _append_groups(self, groups: dict[_Key, list[Envelope]]) -> int:
         inserted = 0
         for key, items in groups.items():
-            # A log already there under another name (its writer's, or the
-            # source itself) is continued, never stored twice.
-            target = held.setdefault(key, self._directory / log_file_name(*key))
+            target = self._path_of(key, create=True)
+            assert target is not None
             inserted += _append_to_file(target, items, key)
         return inserted
 
