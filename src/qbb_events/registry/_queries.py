@@ -13,11 +13,12 @@ from sqlalchemy.engine import Connection
 
 from ..model import DataIdValue, DatasetRef, DatasetType
 from ..records import FileRecord
-from . import _schema as s
 from ._rows import canonical_data_id
+from ._schema import schema as s
 
 __all__ = [
     "LineageStep",
+    "Queries",
     "RegisteredQuantum",
     "chunked",
     "datastore_records",
@@ -27,6 +28,7 @@ __all__ = [
     "producer",
     "provenance_sets",
     "quanta",
+    "queries",
     "upstream",
 ]
 
@@ -306,3 +308,20 @@ def provenance_sets(
     for role, dataset_id in rows:
         sets[s.ROLES[role]].add(dataset_id)
     return {role: frozenset(ids) for role, ids in sets.items()}
+
+
+class Queries:
+    """The queries above as one namespace, for `Registry` to call."""
+
+    find_dataset = staticmethod(find_dataset)
+    get_dataset = staticmethod(get_dataset)
+    datastore_records = staticmethod(datastore_records)
+    producer = staticmethod(producer)
+    quanta = staticmethod(quanta)
+    upstream = staticmethod(upstream)
+    downstream = staticmethod(downstream)
+    provenance_sets = staticmethod(provenance_sets)
+
+
+queries = Queries()
+"""The namespace `Registry` calls."""

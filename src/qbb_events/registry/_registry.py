@@ -24,10 +24,10 @@ from ..model import DataIdValue, DatasetRef
 from ..provenance import QuantumProvenanceData
 from ..quantum import Quantum
 from ..records import FileRecord
-from . import _queries as queries
-from . import _schema as s
+from ._queries import LineageStep, RegisteredQuantum, queries
 from ._report import TransferReport
 from ._rows import QuantumRows, rows_from_provenance
+from ._schema import schema as s
 from ._writing import write_batch
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ class Registry:
             lambda conn: queries.datastore_records(conn, wanted), "reading datastore records"
         )
 
-    def producer(self, id: uuid.UUID | str) -> queries.RegisteredQuantum | None:
+    def producer(self, id: uuid.UUID | str) -> RegisteredQuantum | None:
         """Return the quantum attempt that wrote a dataset.
 
         Parameters
@@ -348,7 +348,7 @@ class Registry:
     @overload
     def upstream(
         self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: Literal[False] = False
-    ) -> list[queries.LineageStep]: ...
+    ) -> list[LineageStep]: ...
 
     @overload
     def upstream(
@@ -357,7 +357,7 @@ class Registry:
 
     def upstream(
         self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: bool = False
-    ) -> list[queries.LineageStep] | pd.DataFrame:
+    ) -> list[LineageStep] | pd.DataFrame:
         """Return what a dataset was made from: its producer's actual inputs, recursively.
 
         Parameters
@@ -384,7 +384,7 @@ class Registry:
     @overload
     def downstream(
         self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: Literal[False] = False
-    ) -> list[queries.LineageStep]: ...
+    ) -> list[LineageStep]: ...
 
     @overload
     def downstream(
@@ -393,7 +393,7 @@ class Registry:
 
     def downstream(
         self, id: uuid.UUID | str, depth: int | None = None, *, as_frame: bool = False
-    ) -> list[queries.LineageStep] | pd.DataFrame:
+    ) -> list[LineageStep] | pd.DataFrame:
         """Return which quanta actually used a dataset, and used their outputs, recursively.
 
         Parameters
@@ -425,7 +425,7 @@ class Registry:
         status: str | None = None,
         *,
         as_frame: Literal[False] = False,
-    ) -> list[queries.RegisteredQuantum]: ...
+    ) -> list[RegisteredQuantum]: ...
 
     @overload
     def quanta(
@@ -444,7 +444,7 @@ class Registry:
         status: str | None = None,
         *,
         as_frame: bool = False,
-    ) -> list[queries.RegisteredQuantum] | pd.DataFrame:
+    ) -> list[RegisteredQuantum] | pd.DataFrame:
         """Return the registered quantum attempts matching every filter given.
 
         Parameters

@@ -18,6 +18,7 @@ __all__ = [
     "ROLES",
     "ROLE_CODES",
     "SCHEMA_VERSION",
+    "Schema",
     "batches",
     "dataset_types",
     "datasets",
@@ -27,6 +28,7 @@ __all__ = [
     "records",
     "registry_meta",
     "runs",
+    "schema",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -141,3 +143,24 @@ provenance = sa.Table(
     # SQLite: the primary key is the table (no separate rowid b-tree to fill).
     sqlite_with_rowid=False,
 )
+
+
+class Schema:
+    """The tables and constants above as one namespace, for the modules using many of them."""
+
+    SCHEMA_VERSION = SCHEMA_VERSION
+    ROLES = ROLES
+    ROLE_CODES = ROLE_CODES
+    metadata = metadata
+    registry_meta = registry_meta
+    dataset_types = dataset_types
+    runs = runs
+    datasets = datasets
+    records = records
+    batches = batches
+    quanta = quanta
+    provenance = provenance
+
+
+schema = Schema()
+"""The namespace, as modules import it (``from ._schema import schema as s``)."""

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Connection
 
 from .._sql import Database, bulk_insert_missing
 from ..ids import uuid7
-from . import _schema as s
 from ._queries import chunked
 from ._report import TransferConflict, TransferReport, attempt_key
 from ._rows import QuantumRows
+from ._schema import schema as s
 
 __all__ = ["write_batch"]
 
