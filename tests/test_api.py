@@ -133,6 +133,7 @@ LAYERS = [
     "datastore",
     "logs",
     "parquet",
+    "registry",
     "analytics",
     "_metrics",
     "payloads",
@@ -140,6 +141,7 @@ LAYERS = [
     "butler",
     "testing",
     "demo",
+    "_cli_registry",
     "cli",
 ]
 

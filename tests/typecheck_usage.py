@@ -89,6 +89,34 @@ def durable(root: Path, quantum: Quantum, store_path: Path) -> str:
     return report.digest
 
 
+def registry_usage(root: Path, quantum: Quantum, url: str) -> int:
+    from qbb_events import (
+        LineageStep,
+        QuantumProvenanceData,
+        RegisteredQuantum,
+        Registry,
+        TransferReport,
+        find_orphans,
+        transfer_run,
+    )
+
+    with QuantumBackedButler.initialize(root, quantum, log=root / "q.jsonl") as butler:
+        pass
+    provenance = butler.extract_provenance_data()
+    with Registry.create(url) as registry:
+        report: TransferReport = QuantumProvenanceData.collect_and_transfer(
+            registry, [quantum], [provenance]
+        )
+        again: TransferReport = transfer_run(registry, root / "q.jsonl", workers=1)
+        sets: dict[str, frozenset[uuid.UUID]] = registry.provenance(quantum.id)
+        first: list[LineageStep] = registry.upstream(quantum.id, depth=2)
+        held: list[RegisteredQuantum] = registry.quanta(task_label=quantum.task_label)
+        orphans: list[str] = find_orphans(root, registry)
+    return (
+        report.datasets_new + again.quanta_new + len(sets) + len(first) + len(held) + len(orphans)
+    )
+
+
 def stores(root: Path, quantum: Quantum, url: str) -> list[tuple[uuid.UUID, int]]:
     from qbb_events import (
         EventLog,

@@ -42,6 +42,8 @@ Bulk inserts
     not stored yet and returns how many were new, with the dialect's
     ``insert(...).on_conflict_do_nothing(index_elements=keys)``, executed as
     one ``executemany`` so SQLAlchemy batches it (insertmanyvalues).
+    `bulk_insert_missing` is the throughput path: one ``executemany`` on
+    SQLite, ``COPY`` through a temporary table on PostgreSQL.
 
 UUIDs
     `Uuid` is `sqlalchemy.Uuid`: a native ``uuid`` column on PostgreSQL,
@@ -92,6 +94,7 @@ __all__ = [
     "Database",
     "Dialect",
     "Uuid",
+    "bulk_insert_missing",
     "check_schema_version",
     "insert_missing",
     "insert_rows",
@@ -514,6 +517,92 @@ def insert_missing(
         dialect_insert(table).on_conflict_do_nothing(index_elements=columns).returning(*columns)
     )
     return len(conn.execute(statement, list(rows)).all())
+
+
+def bulk_insert_missing(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    order_by: Sequence[str],
+) -> int:
+    """Insert many rows in bulk, skipping those any unique constraint refuses; count the new.
+
+    Parameters
+    ----------
+    conn : `sqlalchemy.engine.Connection`
+        A connection inside a transaction (see `Database.transact`).
+    table : `sqlalchemy.Table`
+        The table; its column types say how values are stored.
+    rows : `~collections.abc.Sequence` [`~collections.abc.Mapping`]
+        The rows, each with the same columns.
+    order_by : `~collections.abc.Sequence` [`str`]
+        The key the rows are inserted in order of, on PostgreSQL: concurrent
+        transactions then lock rows in one order and do not deadlock.
+
+    Returns
+    -------
+    inserted : `int`
+        How many rows were inserted (fewer than given if some were held).
+
+    Notes
+    -----
+    For throughput this goes under SQLAlchemy's per-row parameter handling,
+    to the driver, with values converted once per column type: SQLite gets one
+    ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` (the driver's C
+    loop); PostgreSQL gets ``COPY`` into a temporary table, then one
+    ``INSERT ... SELECT ... ORDER BY ... ON CONFLICT DO NOTHING``. Only table
+    and column names (never data) are written into the SQL.
+    """
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        temporary = f"qbb_load_{table.name}"
+        data = [tuple(row[name] for name in columns) for row in rows]
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(
+                f'CREATE TEMPORARY TABLE IF NOT EXISTS "{temporary}" '
+                f'(LIKE "{table.name}") ON COMMIT DROP'
+            )
+            cursor.execute(f'TRUNCATE "{temporary}"')
+            with cursor.copy(f'COPY "{temporary}" ({names}) FROM STDIN') as copy:
+                for row_values in data:
+                    copy.write_row(row_values)
+            order = ", ".join(f'"{name}"' for name in order_by)
+            cursor.execute(
+                f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{temporary}" '
+                f"ORDER BY {order} ON CONFLICT DO NOTHING"
+            )
+            return int(cursor.rowcount)
+    # Column by column: one map() per column costs less than a loop per value.
+    values: list[list[Any]] = []
+    for name in columns:
+        column = [row[name] for row in rows]
+        convert = _sqlite_converter(table.c[name].type)
+        values.append(column if convert is None else list(map(convert, column)))
+    data = list(zip(*values, strict=True))
+    marks = ", ".join("?" for _ in columns)
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING', data
+        )
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _sqlite_converter(type_: Any) -> Callable[[Any], Any] | None:
+    """How SQLAlchemy would store a value of this type in SQLite, for the driver."""
+    if isinstance(type_, sa.Uuid):
+        # sa.Uuid on SQLite is CHAR(32) of hex digits.
+        return lambda value: None if value is None else value.hex
+    if isinstance(type_, sa.Boolean):
+        return lambda value: None if value is None else int(value)
+    return None
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Sequence[Any]]) -> None:

@@ -12,6 +12,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from . import _cli_registry
 from ._sql import is_database_url
 from .demo import run_demo
 from .errors import QbbEventsError
@@ -252,6 +253,11 @@ def export(
         console.print(f"[red]not exported[/red] {location}: {why}")
     if report.flagged or report.unexported:
         sys.exit(1)
+
+
+for _command in (_cli_registry.registry, _cli_registry.transfer, _cli_registry.query):
+    main.add_command(_command)
+main.add_command(_cli_registry.orphans)
 
 
 if __name__ == "__main__":  # pragma: no cover
