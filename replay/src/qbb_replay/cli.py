@@ -44,7 +44,7 @@ _jobs_option = click.option(
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker processes (default: every core).",
+    help="Worker processes (default: one per 500 log files, up to every core).",
 )
 
 
@@ -63,7 +63,10 @@ def _results(
 ) -> list[LogResult]:
     sources = resolve_sources(arguments)
     known = None if any(s.kind != "file" for s in sources) else len(sources)
-    batches = analyze_sources(sources, options, jobs=jobs or default_jobs())
+    if jobs is None:
+        # A worker costs about a second to start: worth it only for many logs.
+        jobs = min(default_jobs(), max(1, (known or 0) // 500))
+    batches = analyze_sources(sources, options, jobs=jobs)
     results = [
         r for batch in progress(batches, total=known, label=label, weight=len) for r in batch
     ]
@@ -110,21 +113,18 @@ def verify(
             },
         )
     else:
-        console = Console(highlight=False)
         for r in bad:
             for f in r.findings:
                 seq = "-" if f.seq is None else f.seq
-                console.print(
+                click.echo(
                     f"FAIL quantum {r.quantum_id or '?'} attempt {r.attempt} seq {seq}: "
                     f"{f.kind}: {f.message}",
-                    markup=False,
                 )
-                console.print(f"  in {r.location}", markup=False, soft_wrap=True)
-        console.print(
+                click.echo(f"  in {r.location}")
+        click.echo(
             f"{len(results) - len(bad)} of {len(results)} logs verified "
             f"({sum(r.events for r in results)} events)"
             + (f"; {len(bad)} with problems" if bad else ""),
-            markup=False,
         )
     if bad:
         sys.exit(EXIT_PROBLEM)
@@ -228,8 +228,8 @@ def show(
         return
     console = Console(highlight=False)
     ident = _identity(events)
-    console.print(f"quantum {ident['quantum_id']} attempt {ident['attempt']}", markup=False)
-    console.print(f"log {log.location}", markup=False, soft_wrap=True)
+    click.echo(f"quantum {ident['quantum_id']} attempt {ident['attempt']}")
+    click.echo(f"log {log.location}")
     if state is None:
         table_rows = [
             [
@@ -247,15 +247,14 @@ def show(
         )
         return
     last = state["last_seq"]
-    console.print(
+    click.echo(
         f"state after {state['events']} events (seq {last if last is not None else '-'}), "
         f"status {state['status'] or 'running'}:",
-        markup=False,
     )
     for name, members in state["sets"].items():
-        console.print(f"  {name}: {', '.join(members) or '-'}", markup=False)
+        click.echo(f"  {name}: {', '.join(members) or '-'}")
     if state["warnings"]:
-        console.print(f"  warnings: {', '.join(state['warnings'])}", markup=False)
+        click.echo(f"  warnings: {', '.join(state['warnings'])}")
 
 
 @main.command()
@@ -292,25 +291,23 @@ def diff(a: str, b: str, sources: tuple[str, ...], as_json: bool) -> None:
 def _print_diff(
     console: Console, log_a: StoredLog, log_b: StoredLog, result: dict[str, Any]
 ) -> None:
-    console.print(f"a: {log_a.location}", markup=False, soft_wrap=True)
-    console.print(f"b: {log_b.location}", markup=False, soft_wrap=True)
+    click.echo(f"a: {log_a.location}")
+    click.echo(f"b: {log_b.location}")
     if result["same"]:
-        console.print("the two logs did the same thing", markup=False)
+        click.echo("the two logs did the same thing")
         return
     status = result["status"]
     if status["a"] != status["b"]:
-        console.print(f"status: a {status['a']}, b {status['b']}", markup=False)
+        click.echo(f"status: a {status['a']}, b {status['b']}")
     for title, section in (("did", result["actions"]), ("provenance", result["provenance"])):
         for name, split in section.items():
             for side in ("a", "b"):
                 members = split[f"only_{side}"]
                 if members:
-                    console.print(
-                        f"{title} {name} only in {side}: {', '.join(members)}", markup=False
-                    )
+                    click.echo(f"{title} {name} only in {side}: {', '.join(members)}")
     divergence = result["divergence"]
     if divergence is not None:
-        console.print(f"timelines diverge at event {divergence['index']}:", markup=False)
+        click.echo(f"timelines diverge at event {divergence['index']}:")
         for side in ("a", "b"):
             row = divergence[side]
             text = (
@@ -319,7 +316,7 @@ def _print_diff(
                 else f"seq {row['seq']} {row['kind']} "
                 + (f"{', '.join(row['datasets'])}: {row['outcome']}")
             )
-            console.print(f"  {side}: {text}", markup=False)
+            click.echo(f"  {side}: {text}")
 
 
 @main.command()
@@ -380,7 +377,7 @@ def _print_stats(console: Console, figures: dict[str, Any]) -> None:
         print_table(console, columns, rows, key=0, title=f"run {run}")
         bad = data["total"]["failed_verification"]
         for location in bad:
-            console.print(f"failed verification: {location}", markup=False, soft_wrap=True)
+            click.echo(f"failed verification: {location}")
 
 
 @main.command()
