@@ -67,6 +67,7 @@ def _killed_isr(root: str, quantum: Quantum, log_path: str) -> None:
     log = JsonLinesEventLog(log_path, sync=SyncPolicy.every_event())
     butler = QuantumBackedButler.initialize(FileDatastore(root), quantum, log=log, attempt=0)
     butler.stored_many([quantum.inputs[0], quantum.init_inputs[0]])
+    butler.get(quantum.init_inputs[0])
     butler.get(quantum.inputs[0])
     os.kill(os.getpid(), signal.SIGKILL)
 

@@ -19,6 +19,7 @@ other modules add to ``qbb-events``) share one implementation.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -99,7 +100,7 @@ class ContractGroup(click.Group):
     It adds ``--debug`` to the group. An error of the library
     (`QbbEventsError`) or of the operating system (`OSError`) escaping a
     subcommand becomes one line on stderr and exit `EXIT_USAGE`; with
-    ``--debug`` it propagates with its traceback.
+    ``--debug`` its traceback is printed first (the exit status stays the same).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -119,10 +120,18 @@ class ContractGroup(click.Group):
         """Run the subcommand, turning library and OS errors into one-line messages."""
         try:
             return super().invoke(ctx)
+        except InputError as err:
+            if ctx.meta.get("qbb.debug") and err.__cause__ is not None:
+                _print_traceback(err.__cause__)
+            raise
         except (QbbEventsError, OSError) as err:
             if ctx.meta.get("qbb.debug"):
-                raise
+                _print_traceback(err)
             raise InputError(one_line(err)) from err
+
+
+def _print_traceback(err: BaseException) -> None:
+    click.echo("".join(traceback.format_exception(err)), err=True, nl=False)
 
 
 def _remember_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -143,9 +143,12 @@ def _first_record(log: StoredLog) -> dict[str, Any] | None:
 
 def _find_log(spec: str, arguments: Sequence[str], attempt: int | None) -> tuple[StoredLog, Source]:
     """Find a log by path, or by quantum id (or unique prefix) among the sources."""
-    if Path(spec).is_file() and not arguments:
-        (source,) = resolve_sources([spec])
-        return next(logs_of(source)), source
+    if "/" in spec or spec.endswith(".jsonl") or Path(spec).exists():
+        # A path: the one log it holds (resolving refuses what is no log).
+        found = [(log, s) for s in resolve_sources([spec]) for log in logs_of(s)]
+        if len(found) != 1:
+            raise InputError(f"{spec}: holds {len(found)} logs; name one log or a quantum id")
+        return found[0]
     quantum, _, wanted = spec.partition("@")
     if wanted:
         if not wanted.isdigit():
@@ -226,25 +229,16 @@ def show(
             },
         )
         return
-    console = Console(highlight=False)
     ident = _identity(events)
     click.echo(f"quantum {ident['quantum_id']} attempt {ident['attempt']}")
     click.echo(f"log {log.location}")
     if state is None:
-        table_rows = [
-            [
-                str(r.seq),
-                f"+{r.offset_ns / 1e9:.6f}",
-                r.kind,
-                ", ".join(r.datasets) or "-",
-                r.outcome,
-                "-" if r.duration_ns is None else f"{r.duration_ns / 1e6:.3f}",
-            ]
-            for r in rows
-        ]
-        print_table(
-            console, ("seq", "offset s", "kind", "datasets", "outcome", "ms"), table_rows, key=2
-        )
+        # One line per event, never wrapped: greppable, and nothing is cut.
+        for r in rows:
+            duration = "" if r.duration_ns is None else f" ({r.duration_ns / 1e6:.3f} ms)"
+            datasets = ", ".join(r.datasets) or "-"
+            offset = f"+{r.offset_ns / 1e9:.6f}s"
+            click.echo(f"{r.seq:>5} {offset} {r.kind:<19} {datasets}: {r.outcome}{duration}")
         return
     last = state["last_seq"]
     click.echo(
