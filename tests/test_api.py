@@ -138,6 +138,7 @@ LAYERS = [
     "butler",
     "testing",
     "demo",
+    "cli_contract",
     "cli",
 ]
 
