@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -142,19 +143,30 @@ def analyze_sources(
     jobs : `int`, optional
         Worker processes; 1 works in this process.
 
-    Yields
-    ------
-    batch : `list` [`LogResult`]
-        The results of one unit of work (some logs of a source), as it ends.
+    Returns
+    -------
+    batches : `~collections.abc.Iterator` [`list` [`LogResult`]]
+        The results of each unit of work (some logs of a source), in order;
+        with several jobs the work is already submitted when this returns.
     """
     units = _units(sources, jobs)
     if jobs <= 1:
-        for unit in units:
-            yield _run_unit(unit, options)
-        return
-    # spawn, not fork: the parent may hold threads (a progress bar) and locks.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(_run_unit, units, [options] * len(units))
+        return (_run_unit(unit, options) for unit in units)
+    # Fork starts a worker at once with everything imported (spawn costs a
+    # fresh interpreter and the imports, a second or more each), but forking
+    # a process that runs other threads can copy a held lock: then spawn.
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context(method))
+    # Submitted now, before the caller starts anything (a progress bar's thread).
+    results = pool.map(_run_unit, units, [options] * len(units))
+    return _drain(pool, results)
+
+
+def _drain(
+    pool: ProcessPoolExecutor, results: Iterator[list[LogResult]]
+) -> Iterator[list[LogResult]]:
+    with pool:
+        yield from results
 
 
 @dataclass(frozen=True, slots=True)
