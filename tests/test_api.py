@@ -129,9 +129,11 @@ LAYERS = [
     "events",
     "provenance",
     "fold",
+    "_sql",
     "datastore",
     "logs",
     "parquet",
+    "registry",
     "analytics",
     "payloads",
     "deferred",
@@ -139,6 +141,7 @@ LAYERS = [
     "testing",
     "demo",
     "cli_contract",
+    "_cli_registry",
     "cli",
 ]
 

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import chromium, load
-from conftest import invoke, shaped
 from PIL import Image
-from runs import Run
+from replay_support.browser import chromium, load
+from replay_support.cli import invoke, shaped
+from replay_support.runs import Run
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from . import _cli_registry
 from .cli_contract import ContractGroup, InputError, emit_json, print_table, progress
 from .demo import run_demo
 from .errors import QbbEventsError
@@ -353,6 +354,11 @@ def export(
         console.print(f"[red]did not verify[/red] (exported, flagged): {location}")
     if report.flagged:
         sys.exit(1)
+
+
+for _command in (_cli_registry.registry, _cli_registry.transfer, _cli_registry.query):
+    main.add_command(_command)
+main.add_command(_cli_registry.orphans)
 
 
 if __name__ == "__main__":  # pragma: no cover
