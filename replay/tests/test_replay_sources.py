@@ -127,3 +127,27 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "Traceback" in result.stderr
     assert str(db) in result.stderr.splitlines()[-1]
+
+
+def test_a_log_whose_first_event_is_megabytes_long_is_a_log(tmp_path: Path) -> None:
+    from qbb_events import (
+        DatasetRef,
+        DatasetType,
+        FileDatastore,
+        JsonLinesEventLog,
+        Quantum,
+        QuantumBackedButler,
+    )
+
+    raw = DatasetType("raw", "json", ("exposure",))
+    inputs = [DatasetRef(raw, {"exposure": e}, "raw/big") for e in range(40_000)]
+    quantum = Quantum("big", {"exposure": 0}, inputs, [])
+    (tmp_path / "repo").mkdir()
+    log = tmp_path / "big.jsonl"
+    butler = QuantumBackedButler.initialize(
+        FileDatastore(tmp_path / "repo"), quantum, log=JsonLinesEventLog(log)
+    )
+    butler.close()
+    assert len(log.read_bytes().split(b"\n", 1)[0]) > 1 << 22
+    result = invoke("verify", log)
+    assert result.exit_code == 0, result.output
