@@ -198,3 +198,16 @@ def test_verify_compares_the_registry_with_the_logs(clean_run: Run, tmp_path: Pa
 def test_verify_refuses_a_registry_that_does_not_exist(clean_run: Run, tmp_path: Path) -> None:
     line = one_line_error(invoke("verify", clean_run.logs, "--registry", tmp_path / "none.db"))
     assert "cannot open the registry" in line
+
+
+def test_verify_flags_a_log_stored_twice_whatever_the_jobs(clean_run: Run) -> None:
+    original = _sound_isr(clean_run)
+    twin = clean_run.logs / "zz-copy.jsonl"
+    twin.write_bytes(original.read_bytes())
+    for jobs in (1, 2):
+        result = invoke("verify", clean_run.logs, "--json", "--jobs", jobs)
+        assert result.exit_code == 1
+        (bad,) = [r for r in shaped(result, "verify")["results"] if r["findings"]]
+        ((finding),) = bad["findings"]
+        assert finding["kind"] == "duplicated"
+        assert {bad["location"], str(original)} == {str(twin), str(original)}

@@ -5,7 +5,14 @@ line is ``qbb-replay`` (`qbb_replay.cli`); these names let a program do the
 same.
 """
 
-from ._analysis import Finding, LogResult, Options, analyze_sources, compare_roles
+from ._analysis import (
+    Finding,
+    LogResult,
+    Options,
+    analyze_sources,
+    compare_roles,
+    flag_duplicates,
+)
 from ._diff import diff_logs
 from ._events import DatasetNames, LogEvents, parse_events, read_events
 from ._report import DETAIL_LIMIT, render_report, worth_a_look
@@ -27,6 +34,7 @@ __all__ = [
     "compare_roles",
     "diff_logs",
     "distribution",
+    "flag_duplicates",
     "logs_of",
     "parse_events",
     "provenance_state",

@@ -43,7 +43,7 @@ from qbb_events.parquet import PROVENANCE_ROLES
 from ._events import parse_events
 from ._sources import Source, logs_of
 
-__all__ = ["Finding", "LogResult", "Options", "analyze_sources"]
+__all__ = ["Finding", "LogResult", "Options", "analyze_sources", "compare_roles", "flag_duplicates"]
 
 PROVENANCE_DOCUMENT_SUFFIX = ".provenance.json"
 """A provenance document next to a log ``X.jsonl`` is ``X.provenance.json``."""
@@ -176,6 +176,43 @@ def _drain(
 ) -> Iterator[list[LogResult]]:
     with pool:
         yield from results
+
+
+def flag_duplicates(results: Sequence[LogResult]) -> list[LogResult]:
+    """Flag logs of one quantum attempt stored more than once, as `verify_logs` does.
+
+    Parameters
+    ----------
+    results : `~collections.abc.Sequence` [`LogResult`]
+        Every log of a run, from any number of workers.
+
+    Returns
+    -------
+    results : `list` [`LogResult`]
+        The same, sorted by quantum, attempt and location; each log but the
+        first of a quantum attempt gets a ``duplicated`` finding naming it.
+    """
+    ordered = sorted(results, key=lambda r: (r.quantum_id or "", r.attempt or 0, r.location))
+    first: dict[tuple[str, int | None], str] = {}
+    flagged = []
+    for result in ordered:
+        if result.quantum_id is None:
+            flagged.append(result)
+            continue
+        key = (result.quantum_id, result.attempt)
+        seen = first.setdefault(key, result.location)
+        if seen != result.location:
+            finding = Finding(
+                kind="duplicated",
+                seq=None,
+                position=None,
+                message=f"another log of quantum {key[0]} attempt {key[1]} is at {seen}",
+            )
+            result = result.model_copy(
+                update={"findings": (*result.findings, finding), "verified": False}
+            )
+        flagged.append(result)
+    return flagged
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from qbb_events.cli_contract import (
     progress,
 )
 
-from ._analysis import LogResult, Options, analyze_sources, default_jobs
+from ._analysis import LogResult, Options, analyze_sources, default_jobs, flag_duplicates
 from ._diff import diff_logs
 from ._events import DatasetNames, parse_events, read_events
 from ._report import render_report, worth_a_look
@@ -72,8 +72,8 @@ def _results(
     ]
     if not results:
         raise InputError(f"{', '.join(arguments)}: no logs found")
-    results.sort(key=lambda r: (r.quantum_id or "", r.attempt or 0, r.location))
-    return results
+    # Logs of one quantum attempt found twice are only visible across workers.
+    return flag_duplicates(results)
 
 
 def _result_json(r: LogResult) -> dict[str, Any]:
