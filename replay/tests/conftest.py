@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from replay_support.runs import Run, generate_run
+
+# The library's test helpers (tests/support: a fresh PostgreSQL database per
+# test) serve the replay tests too, rather than a second copy of them here.
+sys.path.append(str(Path(__file__).resolve().parents[2] / "tests"))
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from replay_support import tamper
 from replay_support.cli import invoke, one_line_error, shaped
 from replay_support.runs import Run
+from support import postgres
 
 from qbb_events import (
     QuantumProvenanceData,
@@ -166,8 +167,39 @@ def test_check_files_finds_missing_and_changed_artifacts(clean_run: Run) -> None
     assert all(f["seq"] is not None for f in findings)
 
 
-def test_verify_compares_the_registry_with_the_logs(clean_run: Run, tmp_path: Path) -> None:
-    url = tmp_path / "registry.sqlite"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new registry's URL: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "registry.sqlite")
+        return
+    url = postgres.create_database("qbb_replay")
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)
+
+
+def _drop_one_provenance_row(url: str) -> uuid.UUID:
+    """Delete one provenance row behind the registry's back; return its quantum."""
+    engine = sa.create_engine(url if "://" in url else f"sqlite:///{url}", poolclass=sa.NullPool)
+    column = "rowid" if engine.dialect.name == "sqlite" else "ctid"
+    first = f"{column} = (SELECT min({column}) FROM provenance)"
+    try:
+        with engine.begin() as conn:
+            quantum = conn.exec_driver_sql(
+                f"SELECT quantum_id FROM provenance WHERE {first}"
+            ).scalar_one()
+            conn.exec_driver_sql(f"DELETE FROM provenance WHERE {first}")
+    finally:
+        engine.dispose()
+    if isinstance(quantum, uuid.UUID):
+        return quantum
+    return uuid.UUID(bytes=quantum) if isinstance(quantum, bytes) else uuid.UUID(str(quantum))
+
+
+def test_verify_compares_the_registry_with_the_logs(clean_run: Run, registry_url: str) -> None:
+    url = registry_url
     with Registry.create(url) as registry:
         transfer_run(registry, [clean_run.logs])
     sound = invoke("verify", clean_run.logs, "--registry", url, "--json")
@@ -175,21 +207,11 @@ def test_verify_compares_the_registry_with_the_logs(clean_run: Run, tmp_path: Pa
     document = shaped(sound, "verify")
     # Every log was re-folded against its registry rows (the fold fills these in).
     assert all(r["task_label"] is not None for r in document["results"])
-    with sqlite3.connect(url) as connection:
-        (quantum,) = connection.execute(
-            "SELECT quantum_id FROM provenance WHERE rowid = (SELECT min(rowid) FROM provenance)"
-        ).fetchone()
-        connection.execute(
-            "DELETE FROM provenance WHERE rowid = (SELECT min(rowid) FROM provenance)"
-        )
+    dropped = _drop_one_provenance_row(url)
     result = invoke("verify", clean_run.logs, "--registry", url, "--json")
     assert result.exit_code == 1
     (bad,) = [r for r in shaped(result, "verify")["results"] if r["findings"]]
-    assert (
-        uuid.UUID(bad["quantum_id"]) == uuid.UUID(bytes=quantum)
-        if isinstance(quantum, bytes)
-        else uuid.UUID(str(quantum))
-    )
+    assert uuid.UUID(bad["quantum_id"]) == dropped
     (finding,) = bad["findings"]
     assert finding["kind"] == "account_mismatch"
     assert f"the registry {url} disagrees with the log" in finding["message"]
