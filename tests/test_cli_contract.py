@@ -156,3 +156,20 @@ def test_progress_yields_everything_with_or_without_a_bar() -> None:
     batches = [[1, 2], [3]]
     counted = progress(batches, total=3, label="x", enabled=True, weight=len)
     assert list(counted) == batches
+
+
+def test_a_terminal_gets_a_counted_bar_and_the_same_answer(
+    demo: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root, _document = demo
+    plain = cli("verify", root / "logs", "--json")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats stderr as a terminal
+    drawn = cli("verify", root / "logs", "--json")
+    assert drawn.exit_code == plain.exit_code == EXIT_OK
+    assert json.loads(drawn.stdout) == json.loads(plain.stdout)
+    assert "verifying" in drawn.stderr
+    assert "/5" in drawn.stderr
+    copied = cli("copy", root / "logs", tmp_path / "copy.sqlite", "--json")
+    assert copied.exit_code == EXIT_OK
+    assert shaped(copied, "copy")["events_added"] == json.loads(plain.stdout)["events"]
+    assert "copying" in copied.stderr

@@ -233,3 +233,15 @@ def test_verify_flags_a_log_stored_twice_whatever_the_jobs(clean_run: Run) -> No
         ((finding),) = bad["findings"]
         assert finding["kind"] == "duplicated"
         assert {bad["location"], str(original)} == {str(twin), str(original)}
+
+
+def test_a_terminal_gets_a_counted_bar_and_the_same_answer(
+    pristine_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = invoke("verify", pristine_run.logs, "--json")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats stderr as a terminal
+    drawn = invoke("verify", pristine_run.logs, "--json")
+    assert drawn.exit_code == plain.exit_code == 1
+    assert shaped(drawn, "verify") == shaped(plain, "verify")
+    assert "verifying" in drawn.stderr
+    assert f"/{len(pristine_run.log_paths)}" in drawn.stderr

@@ -63,7 +63,7 @@ def _verdict_json(log: LogVerification) -> dict[str, Any]:
     return {**log.model_dump(mode="json"), "ok": log.ok}
 
 
-def _counted(sources: tuple[Path, ...], label: str) -> LogSource:
+def _counted(sources: tuple[Path, ...] | tuple[str, ...], label: str) -> LogSource:
     """Return the sources, with a counted progress bar over their log files on a terminal.
 
     Off a terminal the sources are returned as given. Files and directories
@@ -72,10 +72,11 @@ def _counted(sources: tuple[Path, ...], label: str) -> LogSource:
     """
     if not Console(stderr=True).is_terminal:
         return list(sources)
-    logs: list[StoredLog | Path] = []
+    logs: list[StoredLog | Path | str] = []
     for source in sources:
-        if source.is_dir():
-            logs.extend(stored_logs(source))
+        # A database URL or a store file is passed on whole (see above).
+        if Path(source).is_dir():
+            logs.extend(stored_logs(Path(source)))
         else:
             logs.append(source)
     bar = iter(progress(range(len(logs)), total=len(logs), label=label, enabled=True))
