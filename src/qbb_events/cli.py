@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .demo import run_demo
 from .errors import QbbEventsError
+from .executor import register_commands as register_executor
 from .fold import fold
 from .logs import VerificationReport, copy_logs, read_log, verify_logs
 from .model import DatasetRef
@@ -226,6 +227,8 @@ def export(
     if report.flagged:
         sys.exit(1)
 
+
+register_executor(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
