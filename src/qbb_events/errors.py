@@ -31,10 +31,10 @@ against the reference butler keep working::
     │   ├── UnknownEventKindError
     │   └── SchemaVersionError
     ├── QuantumNotInGraphError (KeyError)        a quantum id a graph does not hold
-    └── TaskError                                what a task raises to tell its executor
+    └── TaskError (RuntimeError)                 what a task raises to tell its executor
         ├── NoWorkFound                          nothing to do: status no_work
-        ├── PartialOutputsError (RuntimeError)   some outputs written, then an error
-        ├── RepeatableQuantumError (RuntimeError)  a failure a retry will repeat (exit 20)
+        ├── PartialOutputsError                  some outputs written, then an error
+        ├── RepeatableQuantumError               a failure a retry will repeat (exit 20)
         └── InvalidQuantumError (ValueError)     the quantum itself is wrong (exit 21)
 
 `TornLogWarning` (a `UserWarning`) is issued, not raised, when a log's last
@@ -250,7 +250,7 @@ class QuantumNotInGraphError(QbbEventsError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class TaskError(QbbEventsError):
+class TaskError(QbbEventsError, RuntimeError):
     """Base of the exceptions a task raises to tell its executor how it ended."""
 
 
@@ -262,7 +262,7 @@ class NoWorkFound(TaskError):  # noqa: N818 - the name LSST tasks raise
     """
 
 
-class PartialOutputsError(TaskError, RuntimeError):
+class PartialOutputsError(TaskError):
     """The task wrote some outputs and then hit an error it chose to report.
 
     The quantum ends as ``succeeded`` with the caveat ``partial_outputs_error``
@@ -271,7 +271,7 @@ class PartialOutputsError(TaskError, RuntimeError):
     """
 
 
-class RepeatableQuantumError(TaskError, RuntimeError):
+class RepeatableQuantumError(TaskError):
     """A failure that will happen again on retry (process exit code 20)."""
 
     EXIT_CODE = 20
