@@ -138,6 +138,7 @@ LAYERS = [
     "butler",
     "testing",
     "demo",
+    "executor",
     "cli",
 ]
 
