@@ -11,6 +11,9 @@ import pytest
 
 from qbb_events import DatasetRef, DatasetType, FileDatastore, Quantum
 
+# The fresh-database fixture of the PostgreSQL tests (``postgres_url``).
+pytest_plugins = ("support.postgres",)
+
 RUN = "test/run"
 DIMENSIONS = ("visit", "detector")
 

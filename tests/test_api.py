@@ -129,9 +129,11 @@ LAYERS = [
     "events",
     "provenance",
     "fold",
+    "_sql",
     "datastore",
     "logs",
     "parquet",
+    "registry",
     "analytics",
     "payloads",
     "deferred",
@@ -139,6 +141,7 @@ LAYERS = [
     "testing",
     "demo",
     "executor",
+    "_cli_registry",
     "cli",
 ]
 

@@ -1395,7 +1395,7 @@ def test_a_log_opened_by_a_failed_constructor_is_closed(setup, tmp_path, monkeyp
     path = tmp_path / "q.jsonl"
     before = _open_fd_count()
     with monkeypatch.context() as m:
-        m.setattr("qbb_events.logs.jsonl.os", _DiskFull())
+        m.setattr("qbb_events.logs.jsonl._log.os", _DiskFull())
         with pytest.raises(qbb_events.LogWriteError) as info:
             QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
     assert info.value.errno == errno.ENOSPC
@@ -1417,7 +1417,7 @@ def test_put_whose_output_written_cannot_be_logged_leaves_no_artifact(setup, tmp
     files_before = sorted(p for p in setup.datastore.root.rglob("*") if p.is_file())
     events_before = butler.events
     with monkeypatch.context() as m:
-        m.setattr("qbb_events.logs.jsonl.os", _DiskFull())
+        m.setattr("qbb_events.logs.jsonl._log.os", _DiskFull())
         with pytest.raises(qbb_events.LogWriteError) as info:
             butler.put({"o": 1}, out)
     assert isinstance(info.value, OSError)
@@ -1700,7 +1700,7 @@ def test_a_failed_sync_when_sealing_keeps_the_butler_equal_to_its_fold(
     butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum, log=path)
     butler.get(setup.inputs[0])
     with monkeypatch.context() as m:
-        m.setattr("qbb_events.logs.jsonl.os", _SyncFails())
+        m.setattr("qbb_events.logs.jsonl._log.os", _SyncFails())
         with pytest.raises(OSError, match="Input/output error"):
             butler.close()
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflows import run_workflow
+from support.workflows import run_workflow
 
 from qbb_events import (
     InMemoryEventLog,
@@ -673,7 +673,7 @@ class FakeOs:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeOs:
     stand_in = FakeOs()
-    monkeypatch.setattr("qbb_events.logs.jsonl.os", stand_in)
+    monkeypatch.setattr("qbb_events.logs.jsonl._log.os", stand_in)
     return stand_in
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from workflows import DIMS, RUN, body_of, run_workflow, stored_line
+from support.workflows import DIMS, RUN, body_of, run_workflow, stored_line
 
 import qbb_events
 from qbb_events import (
@@ -37,7 +37,7 @@ from qbb_events import (
     parse_event,
     read_log,
 )
-from qbb_events.logs import base as log_base
+from qbb_events.logs import _base as log_base
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from workflows import run_workflow
+from support.workflows import run_workflow
 
 from qbb_events import (
     EventLog,

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflows import DIMS, RUN, body_of, lines_of, rehash, run_workflow, stored_line, write_lines
+from support.workflows import (
+    DIMS,
+    RUN,
+    body_of,
+    lines_of,
+    rehash,
+    run_workflow,
+    stored_line,
+    write_lines,
+)
 
 from qbb_events import (
     DatasetRef,
@@ -570,7 +579,7 @@ def test_partial_append_is_cut_back(
     assert butler.stored(present)
     before = butler.events
     fake = _FailingWrites(fail_at=1, keep=keep)
-    monkeypatch.setattr("qbb_events.logs.jsonl.os", fake)
+    monkeypatch.setattr("qbb_events.logs.jsonl._log.os", fake)
     with pytest.raises(LogWriteError) as info:
         butler.stored(present)
     monkeypatch.undo()

@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from hypothesis import event, given, settings
-from strategies import (
+from structlog.testing import capture_logs
+from support.strategies import (
     CORRUPT_BYTES,
     RESTORED_SALT,
     SC_NAMES,
@@ -42,7 +43,6 @@ from strategies import (
     good_object,
     scenarios,
 )
-from structlog.testing import capture_logs
 
 from qbb_events import (
     ArtifactNotFoundError,

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlite_workers import empty_quantum, existence_payload
+from support.sqlite_workers import empty_quantum, existence_payload
+from support.workflows import run_workflow
 from test_schema_evolution import V1_LOG, _as_version_2
-from workflows import run_workflow
 
 from qbb_events import (
     JsonLinesEventLog,
@@ -41,7 +41,7 @@ from qbb_events import (
 )
 from qbb_events.cli import main
 from qbb_events.logs import SqliteEventStore, StoredLog
-from qbb_events.logs.sources import file_log
+from qbb_events.logs._sources import file_log
 
 # -- helpers ---------------------------------------------------------------------------------
 

@@ -18,8 +18,13 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from sqlite_workers import append_events, append_until_killed, empty_quantum, existence_payload
-from workflows import run_workflow, stored_line
+from support.sqlite_workers import (
+    append_events,
+    append_until_killed,
+    empty_quantum,
+    existence_payload,
+)
+from support.workflows import run_workflow, stored_line
 
 from qbb_events import (
     Event,
@@ -38,9 +43,9 @@ from qbb_events import (
     check_chain,
     fold,
 )
-from qbb_events.logs import sqlite as sqlite_module
+from qbb_events.logs import _sql_store as sqlite_module
+from qbb_events.logs import encode_record
 from qbb_events.logs.sqlite import SqliteEventLog, SqliteEventStore
-from qbb_events.logs.stored import encode_record
 
 SPAWN = multiprocessing.get_context("spawn")
 

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import Scenario, scenarios
+from support.strategies import Scenario, scenarios
+from support.workflows import lines_of, rehash, run_workflow, stored_line, write_lines
 from test_properties import run_scenario
-from workflows import lines_of, rehash, run_workflow, stored_line, write_lines
 
 from qbb_events import (
     GENESIS_HASH,

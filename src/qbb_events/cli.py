@@ -12,6 +12,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from . import _cli_registry
 from .demo import run_demo
 from .errors import QbbEventsError
 from .executor import register_commands as register_executor
@@ -229,6 +230,10 @@ def export(
 
 
 register_executor(main)
+for _command in (_cli_registry.registry, _cli_registry.transfer, _cli_registry.query):
+    main.add_command(_command)
+main.add_command(_cli_registry.orphans)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,16 +26,23 @@ against the reference butler keep working::
     ├── LogClosedError (ValueError)              append to a closed log
     ├── LogWriteError (OSError)                  the disk refused a log append
     ├── LogConflictError (ValueError)            a store already holds other events at that seq
+    ├── DatabaseError (OSError)                  a database could not be reached, read or written
+    ├── DatabaseIntegrityError (ValueError)      a database constraint refused a write
     ├── FoldError (ValueError)                   events that do not form one log
     ├── LogCorruptedError (ValueError)           a log that fails its checks
     │   ├── UnknownEventKindError
     │   └── SchemaVersionError
     ├── QuantumNotInGraphError (KeyError)        a quantum id a graph does not hold
-    └── TaskError (RuntimeError)                 what a task raises to tell its executor
-        ├── NoWorkFound                          nothing to do: status no_work
-        ├── PartialOutputsError                  some outputs written, then an error
-        ├── RepeatableQuantumError               a failure a retry will repeat (exit 20)
-        └── InvalidQuantumError (ValueError)     the quantum itself is wrong (exit 21)
+    ├── TaskError (RuntimeError)                 what a task raises to tell its executor
+    │   ├── NoWorkFound                          nothing to do: status no_work
+    │   ├── PartialOutputsError                  some outputs written, then an error
+    │   ├── RepeatableQuantumError               a failure a retry will repeat (exit 20)
+    │   └── InvalidQuantumError (ValueError)     the quantum itself is wrong (exit 21)
+    └── RegistryError (RuntimeError)             the registry refused what was asked
+        ├── RegistryNotFoundError (FileNotFoundError)  no registry at that URL
+        ├── NotRegisteredError (LookupError)           no such quantum in the registry
+        ├── RegistryExistsError (FileExistsError)      create() where one exists
+        └── RegistryVersionError (ValueError)          a registry of another schema version
 
 `TornLogWarning` (a `UserWarning`) is issued, not raised, when a log's last
 record was cut short by a killed writer.
@@ -48,6 +55,8 @@ __all__ = [
     "ArtifactNotFoundError",
     "BadReadRequestError",
     "ButlerClosedError",
+    "DatabaseError",
+    "DatabaseIntegrityError",
     "DatastoreWriteError",
     "FoldError",
     "InvalidDataIdError",
@@ -61,6 +70,7 @@ __all__ = [
     "LogSealedError",
     "LogWriteError",
     "NoWorkFound",
+    "NotRegisteredError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
     "PartialOutputsError",
@@ -70,6 +80,10 @@ __all__ = [
     "QbbEventsError",
     "QuantumNotInGraphError",
     "RecordTypeError",
+    "RegistryError",
+    "RegistryExistsError",
+    "RegistryNotFoundError",
+    "RegistryVersionError",
     "RepeatableQuantumError",
     "SchemaVersionError",
     "StorageClassError",
@@ -183,6 +197,24 @@ class LogConflictError(QbbEventsError, ValueError):
     """
 
 
+class DatabaseError(QbbEventsError, OSError):
+    """A database could not be opened, reached, read or written.
+
+    Raised for every driver error of SQLite and PostgreSQL that is not a
+    refused constraint: the ``errno`` is set where one has the same meaning
+    (``EBUSY`` for a database that stayed locked, ``EROFS``, ``ENOSPC``,
+    ``EACCES``, ``ECONNREFUSED``) and ``filename`` names the database (a
+    path, or a URL without its password).
+    """
+
+
+class DatabaseIntegrityError(QbbEventsError, ValueError):
+    """A database constraint refused a write, such as a duplicate key.
+
+    Nothing of the refused transaction is stored.
+    """
+
+
 class FoldError(QbbEventsError, ValueError):
     """The events given to `fold` do not form a single, ordered quantum log."""
 
@@ -233,6 +265,30 @@ class UnknownEventKindError(LogCorruptedError):
 
 class SchemaVersionError(LogCorruptedError):
     """An event was written with a schema version this library cannot read."""
+
+
+class RegistryError(QbbEventsError, RuntimeError):
+    """The registry refused what was asked of it.
+
+    Failures of the database itself (unreachable, unwritable) are
+    `DatabaseError`, as for every SQL store.
+    """
+
+
+class RegistryNotFoundError(RegistryError, FileNotFoundError):
+    """`Registry.open` found no registry at that URL or path."""
+
+
+class NotRegisteredError(RegistryError, LookupError):
+    """The registry holds nothing under the id asked for."""
+
+
+class RegistryExistsError(RegistryError, FileExistsError):
+    """`Registry.create` found a registry (or another application's tables) there."""
+
+
+class RegistryVersionError(RegistryError, ValueError):
+    """The registry was written with a schema version this library does not read."""
 
 
 class TornLogWarning(UserWarning):

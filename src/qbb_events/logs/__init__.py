@@ -1,21 +1,29 @@
-"""Event logs: in-memory, JSON Lines and SQLite stores, reading, verifying and copying."""
+"""Event logs: in-memory, JSON Lines, SQLite and PostgreSQL stores; reading, verifying, copying.
 
-from .base import EventLog
-from .copying import CopyReport, copy_logs, log_file_name
-from .jsonl import JsonLinesEventLog
-from .memory import InMemoryEventLog
-from .reading import check_chain, iter_log, read_log
-from .sources import LogSource, LogStore, stored_logs, verify_logs
-from .sqlite import SqliteEventLog, SqliteEventStore
-from .stored import StoredLog
-from .sync import SyncPolicy
-from .verification import (
+Each backend is one subpackage (`memory`, `jsonl`, `sqlite`, `postgres`);
+what they share (the record format, the chain check, the store contract,
+verification and copying) is in the private modules beside them. Only the
+names below are the package's interface; `encode_record` and
+`verify_stored_logs` are for the other layers of the library (Parquet).
+"""
+
+from ._base import EventLog
+from ._copying import CopyReport, copy_logs, log_file_name
+from ._reading import check_chain, iter_log, read_log
+from ._records import StoredLog, encode_record
+from ._sources import LogSource, LogStore, stored_logs, verify_logs
+from ._sync import SyncPolicy
+from ._verification import (
     LogVerification,
     Problem,
     ProblemKind,
     VerificationReport,
     run_digest,
+    verify_stored_logs,
 )
+from .jsonl import JsonLinesEventLog
+from .memory import InMemoryEventLog
+from .sqlite import SqliteEventLog, SqliteEventStore
 
 __all__ = [
     "CopyReport",
@@ -34,10 +42,12 @@ __all__ = [
     "VerificationReport",
     "check_chain",
     "copy_logs",
+    "encode_record",
     "iter_log",
     "log_file_name",
     "read_log",
     "run_digest",
     "stored_logs",
     "verify_logs",
+    "verify_stored_logs",
 ]

@@ -18,8 +18,7 @@ from rich.progress import Progress
 
 from ..errors import LogConflictError, SchemaVersionError
 from ..events import SCHEMA_VERSION
-from ..logs import LogSource, StoredLog, run_digest, stored_logs
-from ..logs.verification import verify_stored_logs
+from ..logs import LogSource, StoredLog, run_digest, stored_logs, verify_stored_logs
 from .reading import exported_finals
 from .rows import event_to_rows, uuid_bytes
 from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, PREDICTED_SCHEMA, QUANTA_SCHEMA

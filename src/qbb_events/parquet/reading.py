@@ -12,9 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..events import GENESIS_HASH, canonical_json, chain_hash
-from ..logs import StoredLog, VerificationReport
-from ..logs.stored import encode_record
-from ..logs.verification import LogVerification, Problem, verify_stored_logs
+from ..logs import (
+    LogVerification,
+    Problem,
+    StoredLog,
+    VerificationReport,
+    encode_record,
+    verify_stored_logs,
+)
 from .rows import rows_to_body
 
 __all__ = ["exported_logs", "verify_export"]

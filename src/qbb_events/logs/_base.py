@@ -23,7 +23,7 @@ from ..events import (
     chain_hash,
     parse_event,
 )
-from .stored import encode_record
+from ._records import encode_record
 
 __all__ = ["EventLog"]
 

@@ -9,11 +9,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import LogClosedError, LogExistsError, LogWriteError, TornLogWarning
-from .base import EventLog
-from .flusher import GroupFlusher
-from .reading import scan_log
-from .sync import SyncPolicy
+from ...errors import LogClosedError, LogExistsError, LogWriteError, TornLogWarning
+from .._base import EventLog
+from .._flusher import GroupFlusher
+from .._reading import scan_log
+from .._sync import SyncPolicy
 
 __all__ = ["JsonLinesEventLog"]
 

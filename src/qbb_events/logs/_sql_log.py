@@ -13,16 +13,16 @@ from ..errors import (
     LogWriteError,
 )
 from ..events import Event
-from .base import EventLog
-from .flusher import GroupFlusher
-from .sqlite_schema import (
+from ._base import EventLog
+from ._flusher import GroupFlusher
+from ._sql_schema import (
     _again,
     _Row,
 )
-from .sync import SyncPolicy
+from ._sync import SyncPolicy
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteEventStore
+    from ._sql_store import SqliteEventStore
 
 __all__ = ["SqliteEventLog"]
 

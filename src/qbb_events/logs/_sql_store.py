@@ -37,9 +37,10 @@ from ..errors import (
     SchemaVersionError,
 )
 from ..events import GENESIS_HASH, Event
-from .reading import _ChainChecker
-from .sqlite_log import SqliteEventLog
-from .sqlite_schema import (
+from ._reading import _ChainChecker
+from ._records import StoredLog
+from ._sql_log import SqliteEventLog
+from ._sql_schema import (
     _ADVANCE,
     _ERRNO_OF_SQLITE,
     _INSERT_EVENTS,
@@ -60,8 +61,7 @@ from .sqlite_schema import (
     _Stored,
     _writer,
 )
-from .stored import StoredLog
-from .sync import SyncPolicy
+from ._sync import SyncPolicy
 
 __all__ = ["STORE_FORMAT", "SqliteEventLog", "SqliteEventStore"]
 

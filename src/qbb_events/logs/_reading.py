@@ -13,7 +13,7 @@ import orjson
 
 from ..errors import LogCorruptedError, TornLogWarning
 from ..events import GENESIS_HASH, Event, canonical_json, chain_hash, parse_event
-from .stored import encode_record
+from ._records import encode_record
 
 __all__ = ["LogScan", "check_chain", "iter_log", "read_log", "scan_log"]
 

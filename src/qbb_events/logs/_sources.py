@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Protocol, TypeAlias, cast, runtime_checkable
 
 from ..errors import QbbEventsError
-from .base import EventLog
-from .stored import StoredLog
-from .verification import VerificationReport, verify_stored_logs
+from ._base import EventLog
+from ._records import StoredLog
+from ._verification import VerificationReport, verify_stored_logs
 
 __all__ = [
     "LOG_SUFFIX",

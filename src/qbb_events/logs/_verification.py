@@ -14,7 +14,7 @@ from typing_extensions import TypeIs
 
 from ..errors import LogCorruptedError
 from ..events import GENESIS_HASH, SCHEMA_VERSION, canonical_json, chain_hash, parse_event
-from .stored import StoredLog, hashed_part
+from ._records import StoredLog, hashed_part
 
 __all__ = [
     "LogVerification",

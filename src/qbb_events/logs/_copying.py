@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..errors import LogConflictError, LogExistsError, LogWriteError
+from ._records import StoredLog
+from ._sources import LOG_SUFFIX, LogSource, file_log, is_sqlite_file, stored_logs
+from ._verification import LogVerification, verify_stored_logs
 from .jsonl import sync_directory
-from .sources import LOG_SUFFIX, LogSource, file_log, is_sqlite_file, stored_logs
-from .stored import StoredLog
-from .verification import LogVerification, verify_stored_logs
 
 if TYPE_CHECKING:
     from .sqlite import SqliteEventStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import EventLog
+from .._base import EventLog
 
 __all__ = ["InMemoryEventLog"]
 

@@ -20,7 +20,7 @@ from ..errors import (
     LogWriteError,
 )
 from ..events import chain_hash
-from .stored import hashed_part
+from ._records import hashed_part
 
 __all__ = ["STORE_FORMAT"]
 
