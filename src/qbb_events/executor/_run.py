@@ -22,10 +22,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..datastore import FileDatastore
-from ..errors import InvalidDefinitionError
-from ..logs import VerificationReport, verify_logs
+from ..errors import InvalidDefinitionError, RegistryNotFoundError
+from ..logs import VerificationReport, log_file_name, verify_logs
 from ..parquet import export_parquet, verify_export, write_provenance
 from ..quantum import Quantum
+from ..registry import Registry, transfer_run
 from ._faults import FaultInjection
 from ._graph import QuantumGraph
 from ._harness import EXIT_FAILURE, QuantumReport
@@ -48,7 +49,7 @@ class QuantumOutcome(BaseModel):
         The last attempt's status, or ``aborted`` if it was killed.
     attempts : `int`
         Attempts made (logs written); a skip makes none.
-    aborted_attempts : `int`
+    aborted : `tuple` [`int`, ...]
         Attempts killed before their log was sealed.
     written : `int`
         Outputs the last attempt wrote.
@@ -62,7 +63,7 @@ class QuantumOutcome(BaseModel):
     task_label: str
     status: str
     attempts: int
-    aborted_attempts: int
+    aborted: tuple[int, ...] = ()
     written: int = 0
     missing_inputs: int = 0
     unused_inputs: int = 0
@@ -133,14 +134,14 @@ class RunReport(BaseModel):
 Progress = Callable[[int, int], None]
 
 
-def _outcome(report: QuantumReport, attempts: int, aborted: int) -> QuantumOutcome:
+def _outcome(report: QuantumReport, attempts: int, aborted: list[int]) -> QuantumOutcome:
     p = report.provenance
     return QuantumOutcome(
         quantum_id=report.quantum_id,
         task_label=report.task_label,
         status=report.status,
         attempts=attempts,
-        aborted_attempts=aborted,
+        aborted=tuple(aborted),
         written=len(p.actual_outputs),
         missing_inputs=len(p.unavailable_inputs),
         unused_inputs=len(p.available_inputs - p.actual_inputs),
@@ -184,7 +185,7 @@ def execute_graph(
     ready: collections.deque[tuple[Quantum, int]] = collections.deque(
         (q, 0) for q in graph if not waiting[q.id]
     )
-    aborted: collections.Counter[uuid.UUID] = collections.Counter()
+    aborted: dict[uuid.UUID, list[int]] = collections.defaultdict(list)
     outcomes: dict[uuid.UUID, QuantumOutcome] = {}
     pool = [start_worker(settings) for _ in range(max(1, min(workers, len(graph))))]
     idle = list(pool)
@@ -219,7 +220,7 @@ def execute_graph(
                 reply = worker.receive()
                 worker.current = None
                 if reply is None:  # the worker died mid-quantum: the attempt is aborted
-                    aborted[quantum.id] += 1
+                    aborted[quantum.id].append(attempt)
                     pool.remove(worker)
                     worker.stop()
                     fresh = start_worker(settings)
@@ -235,7 +236,7 @@ def execute_graph(
                                 task_label=quantum.task_label,
                                 status="aborted",
                                 attempts=attempt + 1,
-                                aborted_attempts=aborted[quantum.id],
+                                aborted=tuple(aborted[quantum.id]),
                             ),
                         )
                     continue
@@ -394,5 +395,34 @@ def _classify(verification: VerificationReport) -> tuple[int, int, list[str]]:
 
 
 def _transfer(report: RunReport, registry: str | None, root: Path, progress: bool | None) -> None:
-    """Transfer the run into the registry (wired once the registry exists)."""
-    del report, registry, root, progress
+    """Transfer the run's outputs, records, quanta and provenance into the registry."""
+    start = time.perf_counter()
+    url = registry or str(root / "registry.sqlite3")
+    try:
+        opened = Registry.open(url)
+    except RegistryNotFoundError:
+        opened = Registry.create(url)
+    # Each quantum's last attempt and every killed attempt go in. A failed
+    # attempt that was retried does not: its partial outputs were clobbered by
+    # the retry, so registering them would register files that are gone. Its
+    # log stays in logs/ and in the Parquet export, which hold every attempt.
+    logs = Path(report.logs)
+    sources = [
+        logs / log_file_name(outcome.quantum_id, attempt)
+        for outcome in report.quanta
+        for attempt in sorted({*outcome.aborted, outcome.attempts - 1})
+        if attempt >= 0
+    ]
+    with opened:
+        # Artifacts are checked against their records: nothing is registered
+        # that is not on disk as the log recorded it.
+        result = transfer_run(
+            opened,
+            sources,
+            check_artifacts=True,
+            datastore_root=report.datastore,
+            progress=progress,
+        )
+    report.registry = url
+    report.transfer = result.to_dict()
+    report.phases["transfer"] = time.perf_counter() - start
