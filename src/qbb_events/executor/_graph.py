@@ -127,13 +127,15 @@ class QuantumGraph:
 
     # -- Parquet ---------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], *, row_group_size: int = _ROW_GROUP) -> Path:
         """Write the graph to a directory of Parquet files.
 
         Parameters
         ----------
         path : `str` or `os.PathLike`
             The directory; created, and must not hold a graph already.
+        row_group_size : `int`, optional
+            Rows per row group: the most a single-quantum lookup reads.
 
         Returns
         -------
@@ -214,7 +216,7 @@ class QuantumGraph:
             pq.write_table(
                 table.replace_schema_metadata(metadata),
                 tmp,
-                row_group_size=_ROW_GROUP,
+                row_group_size=row_group_size,
                 compression="zstd",
                 write_statistics=True,
             )
