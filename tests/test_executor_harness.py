@@ -82,7 +82,8 @@ def test_a_task_that_succeeds(root: FileDatastore, tmp_path: Path) -> None:
         EXIT_OK,
         (),
     )
-    assert report.ok and report.attempt == 0
+    assert report.ok
+    assert report.attempt == 0
     assert report.provenance.actual_outputs == set(quantum.predicted_outputs)
     assert report.provenance.actual_inputs == {quantum.inputs[0].id}
     # Every predicted input was checked before the task ran.
@@ -91,8 +92,11 @@ def test_a_task_that_succeeds(root: FileDatastore, tmp_path: Path) -> None:
     assert [e.kind for e in events][:2] == ["quantum_started", "existence_checked"]
     finished = events[-1]
     assert finished.kind == "quantum_finished"
-    assert finished.pid == os.getpid() and finished.host
-    assert finished.wall_ns > 0 and finished.cpu_ns > 0 and finished.peak_rss_bytes > 0
+    assert finished.pid == os.getpid()
+    assert finished.host
+    assert finished.wall_ns > 0
+    assert finished.cpu_ns > 0
+    assert finished.peak_rss_bytes > 0
     assert report.wall_ns == finished.wall_ns
     assert verify_logs([tmp_path / "logs"]).ok
 
@@ -109,7 +113,8 @@ def test_a_task_that_raises_keeps_its_events(root: FileDatastore, tmp_path: Path
         "ValueError",
     )
     assert report.message == "bad pixels"
-    assert report.traceback is not None and "in fail" in report.traceback
+    assert report.traceback is not None
+    assert "in fail" in report.traceback
     events = read_log(report.log_path)
     assert [e.kind for e in events] == [
         "quantum_started",
@@ -118,7 +123,8 @@ def test_a_task_that_raises_keeps_its_events(root: FileDatastore, tmp_path: Path
         "quantum_finished",
     ]
     assert events[-1].status == "failed"
-    assert events[-1].exception is not None and events[-1].exception.exc_type == "ValueError"
+    assert events[-1].exception is not None
+    assert events[-1].exception.exc_type == "ValueError"
     assert events[-1].traceback == report.traceback
 
 
@@ -165,7 +171,8 @@ def test_a_task_that_finds_no_work(root: FileDatastore, tmp_path: Path) -> None:
 
     report = execute_quantum(Recorder(none), _quantum(), root, log=tmp_path / "logs")
     assert (report.status, report.exit_code) == ("no_work", EXIT_OK)
-    assert report.caveats[0] == "no_work" and "all_outputs_missing" in report.caveats
+    assert report.caveats[0] == "no_work"
+    assert "all_outputs_missing" in report.caveats
     assert report.provenance.status == "no_work"
 
 
@@ -233,17 +240,20 @@ def test_partial_outputs_of_a_failed_attempt_are_clobbered(
         raise RuntimeError("disk hiccup")
 
     failed = execute_quantum(Recorder(write_then_fail), quantum, root, log=logs)
-    assert failed.status == "failed" and failed.attempt == 0
+    assert failed.status == "failed"
+    assert failed.attempt == 0
     refused = execute_quantum(Recorder(double), quantum, root, log=logs, clobber=False)
     assert (refused.status, refused.decision, refused.attempt) == ("failed", "run", 1)
     assert "clobber is off" in (refused.message or "")
     retried = execute_quantum(Recorder(double), quantum, root, log=logs)
     assert (retried.decision, retried.status, retried.attempt) == ("clobber", "succeeded", 2)
     pruned = read_log(retried.log_path)[1]
-    assert pruned.kind == "datasets_pruned" and pruned.purge
+    assert pruned.kind == "datasets_pruned"
+    assert pruned.purge
     assert pruned.removed == (quantum.outputs[0].id,)
     report = verify_logs([logs])
-    assert report.ok and [log.attempt for log in report.logs] == [0, 1, 2]
+    assert report.ok
+    assert [log.attempt for log in report.logs] == [0, 1, 2]
 
 
 def test_retries_number_attempts_each_with_its_own_sealed_log(
@@ -291,7 +301,8 @@ def test_a_killed_quantum_leaves_an_unsealed_log_and_is_retried(
     quantum = _quantum(outputs=2)
     verified = verify_logs([logs])
     (log,) = verified.logs
-    assert log.status is None and {p.kind for p in log.problems} == {"unsealed"}
+    assert log.status is None
+    assert {p.kind for p in log.problems} == {"unsealed"}
     events = read_log(logs / f"{quantum.id}.0.jsonl")
     assert [e.kind for e in events][-1] == "output_written"
     retried = execute_quantum(Recorder(double), quantum, root, log=logs)
