@@ -162,3 +162,21 @@ def test_run_quantum_in_its_own_process(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "succeeded"
+
+
+def test_the_tutorial_pipeline_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = Path(__file__).parents[1] / "docs" / "executor.md"
+    text = docs.read_text()
+    code = text.split("<!-- tutorial -->\n```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "tutorial_pipeline.py").write_text(code)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exit_code, output = _run(
+        "run", "--out", "tutorial-run", "--quanta", "20", "--workers", "2",
+        "--pipeline", "tutorial_pipeline:pipeline", "--fail-rate", "0.2", "--json",
+    )  # fmt: skip
+    assert exit_code == 0, output
+    report = json.loads(output)
+    assert len(report["quanta"]) == 20
+    assert {o["status"] for o in report["quanta"]} == {"succeeded"}
+    assert report["transfer"]["datasets_new"] == 20

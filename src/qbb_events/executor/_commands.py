@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -23,6 +24,13 @@ from ._run import RunReport, run_pipeline
 __all__ = ["register"]
 
 _STATUSES = ("succeeded", "no_work", "failed", "blocked", "aborted", "skipped")
+
+
+def _app_dir() -> None:
+    # As uvicorn does: a pipeline module in the working directory is found
+    # (the workers inherit this path).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _usage(message: str, code: int = 2) -> NoReturn:
@@ -154,6 +162,7 @@ def run_command(
     found a problem, 2 on a usage error.
     """
     faults = FaultInjection(fail_rate, missing_rate, kill_rate, seed)
+    _app_dir()
     try:
         report = run_pipeline(
             out,
@@ -177,6 +186,7 @@ def run_command(
 
 
 def _load(graph: Path, quantum_id: str, pipeline_spec: str | None) -> tuple[Any, Any]:
+    _app_dir()
     try:
         qid = uuid.UUID(quantum_id)
     except ValueError:
