@@ -27,7 +27,7 @@ from ._faults import FaultInjection
 from ._harness import QuantumReport, execute_quantum
 from ._pipeline import load_pipeline
 
-__all__ = ["Worker", "WorkerSettings", "default_workers", "start_worker"]
+__all__ = ["Worker", "WorkerSettings", "default_workers", "start_worker", "worker_context"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,28 @@ class Worker:
         return None if self.current is None else self.current[0].id
 
 
+def worker_context() -> (
+    multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
+):
+    """Return the start method of worker processes: ``forkserver``, else ``spawn``.
+
+    Returns
+    -------
+    context : `multiprocessing.context.BaseContext`
+        A context whose processes start clean (never ``fork``).
+    """
+    ctx: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # The server imports the library once; every worker (and every
+        # replacement of a killed one) then starts as a fork of it, in
+        # milliseconds instead of a fresh interpreter's second.
+        ctx.set_forkserver_preload(["qbb_events"])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    return ctx
+
+
 def start_worker(settings: WorkerSettings) -> Worker:
     """Start one worker process.
 
@@ -118,15 +140,7 @@ def start_worker(settings: WorkerSettings) -> Worker:
     worker : `Worker`
         A started worker, idle.
     """
-    ctx: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # The server imports the library once; every worker (and every
-        # replacement of a killed one) then starts as a fork of it, in
-        # milliseconds instead of a fresh interpreter's second.
-        ctx.set_forkserver_preload(["qbb_events"])
-    else:
-        ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     parent, child = ctx.Pipe()
     process = ctx.Process(target=_serve, args=(child, settings), daemon=True)
     process.start()
