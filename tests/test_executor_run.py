@@ -76,6 +76,7 @@ def test_run_with_failure_injection_loses_nothing(tmp_path: Path) -> None:
                     digest = hashlib.sha256(datastore.path(ref).read_bytes()).hexdigest()
                     assert record.checksum == f"sha256:{digest}"
     assert report["transfer"]["ok"] is True
+    assert report["ok"] is True
     assert set(report["phases"]) == {"plan", "execute", "export", "transfer", "verify"}
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from ..datastore import FileDatastore
 from ..errors import InvalidDefinitionError, RegistryNotFoundError
@@ -112,6 +112,7 @@ class RunReport(BaseModel):
     export_problems: list[str] = Field(default_factory=list)
     transfer: dict[str, Any] | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         """Whether every log and the export verified (`bool`); failed quanta are not problems."""
