@@ -323,3 +323,16 @@ def test_peak_memory_is_each_quantums_own_in_one_worker(
     large = execute_quantum(Recorder(big), _quantum(0), root, log=tmp_path / "logs")
     small = execute_quantum(Recorder(double), _quantum(1), root, log=tmp_path / "logs")
     assert large.peak_rss_bytes - small.peak_rss_bytes > size // 2
+
+
+def test_inputs_left_by_a_failed_upstream_quantum_block(
+    root: FileDatastore, tmp_path: Path
+) -> None:
+    # The source exists on disk, but the quantum that wrote it failed.
+    task = Recorder(double, optional=frozenset({"source"}))
+    quantum = _quantum()
+    report = execute_quantum(
+        task, quantum, root, log=tmp_path / "logs", upstream_failed=[quantum.inputs[0].id]
+    )
+    assert (report.status, task.calls) == ("blocked", 0)
+    assert report.missing_inputs == (quantum.inputs[0].id,)

@@ -181,3 +181,18 @@ def test_the_tutorial_pipeline_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(report["quanta"]) == 20
     assert {o["status"] for o in report["quanta"]} == {"succeeded"}
     assert report["transfer"]["datasets_new"] == 20
+
+
+def test_quanta_downstream_of_a_failure_are_blocked(tmp_path: Path) -> None:
+    code, output = _run(
+        "run", "--out", str(tmp_path / "run"), "--quanta", "6", "--workers", "2",
+        "--pipeline", "support.executor_tasks:doubling", "--fail-rate", "1", "--retries", "1",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    report = json.loads(output)
+    by_task = {(o["task_label"], o["status"], o["attempts"]) for o in report["quanta"]}
+    assert by_task == {("source", "failed", 2), ("second", "blocked", 1)}
+    with Registry.open(tmp_path / "run" / "registry.sqlite3") as registry:
+        assert len(registry.quanta(status="blocked")) == 3
+        assert len(registry.quanta(status="failed")) == 3

@@ -12,6 +12,7 @@ import os
 import traceback as _traceback
 import uuid
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -158,6 +159,7 @@ def execute_quantum(
     clobber: bool = True,
     metrics: Any = None,
     sync: SyncPolicy | None = None,
+    upstream_failed: Collection[uuid.UUID] = (),
 ) -> QuantumReport:
     """Run one quantum with a recording butler and seal its log.
 
@@ -185,6 +187,11 @@ def execute_quantum(
     metrics : `object`, optional
         Butler metrics handed to the butler (reserved: recorded once the
         butler accepts them).
+    upstream_failed : `~collections.abc.Collection` [`uuid.UUID`], optional
+        Inputs whose producing quantum failed or was killed: the quantum is
+        blocked by them even if their files exist, so a failed quantum's
+        partial outputs never become inputs (an executor that knows the
+        graph passes them).
     sync : `SyncPolicy`, optional
         When the log reaches the disk; by default ``on_close``: the seal is
         synced (as under every policy), events before it are written at once
@@ -260,8 +267,11 @@ def execute_quantum(
             butler.pruneDatasets(partial, disassociate=True, unstore=True, purge=True)
         found = butler.stored_many(list(quantum.inputs) + list(quantum.init_inputs))
         optional = optional_inputs(task)
+        failed_upstream = set(upstream_failed)
         missing = tuple(
-            ref.id for ref, ok in found.items() if not ok and ref.dataset_type.name not in optional
+            ref.id
+            for ref, ok in found.items()
+            if ref.id in failed_upstream or (not ok and ref.dataset_type.name not in optional)
         )
         result = _run_task(task, butler, quantum, missing, partial if not clobber else [])
     provenance = butler.extract_provenance_data()

@@ -179,10 +179,11 @@ def execute_graph(
         One per quantum, in the graph's order.
     """
     upstream = graph.upstream()
+    producer = {ref.id: q.id for q in graph for ref in q.outputs}
     downstream: dict[uuid.UUID, list[uuid.UUID]] = collections.defaultdict(list)
     for qid, producers in upstream.items():
-        for producer in producers:
-            downstream[producer].append(qid)
+        for upstream_id in producers:
+            downstream[upstream_id].append(qid)
     waiting = {qid: len(producers) for qid, producers in upstream.items()}
     ready: collections.deque[tuple[Quantum, int]] = collections.deque(
         (q, 0) for q in graph if not waiting[q.id]
@@ -205,7 +206,14 @@ def execute_graph(
         while len(outcomes) < len(graph):
             while idle and ready:
                 quantum, attempt = ready.popleft()
-                idle.pop().send(quantum, attempt)
+                # A failed or killed quantum's partial outputs are never inputs.
+                unproduced = tuple(
+                    ref.id
+                    for ref in quantum.inputs
+                    if ref.id in producer
+                    and outcomes[producer[ref.id]].status in ("failed", "aborted")
+                )
+                idle.pop().send(quantum, attempt, unproduced)
             busy = [w for w in pool if w.current is not None]
             if not busy:
                 raise RuntimeError("no quantum is running and none is ready: the graph has a cycle")

@@ -51,7 +51,7 @@ def _serve(conn: multiprocessing.connection.Connection, settings: WorkerSettings
         message = conn.recv()
         if message is None:
             return
-        quantum, attempt = message
+        quantum, attempt, upstream_failed = message
         task = settings.faults.wrap(tasks[quantum.task_label], attempt)
         try:
             reply: QuantumReport | tuple[str, str] = execute_quantum(
@@ -62,6 +62,7 @@ def _serve(conn: multiprocessing.connection.Connection, settings: WorkerSettings
                 attempt=attempt,
                 skip_existing=settings.skip_existing,
                 clobber=settings.clobber,
+                upstream_failed=upstream_failed,
             )
         except Exception as err:  # the harness itself failed: the parent decides
             reply = (type(err).__name__, str(err))
@@ -76,10 +77,10 @@ class Worker:
         self.conn = conn
         self.current: tuple[Quantum, int] | None = None
 
-    def send(self, quantum: Quantum, attempt: int) -> None:
-        """Hand the worker a quantum attempt."""
+    def send(self, quantum: Quantum, attempt: int, upstream_failed: tuple[uuid.UUID, ...]) -> None:
+        """Hand the worker a quantum attempt, with the inputs failed quanta did not produce."""
         self.current = (quantum, attempt)
-        self.conn.send((quantum, attempt))
+        self.conn.send((quantum, attempt, upstream_failed))
 
     def receive(self) -> QuantumReport | tuple[str, str] | None:
         """Return the reply, or `None` if the worker died."""
