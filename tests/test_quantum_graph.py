@@ -52,6 +52,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     loaded = QuantumGraph.load(tmp_path / "graph")
     assert list(loaded) == list(graph)
     assert (loaded.run, loaded.pipeline, len(loaded)) == ("r", "demo", len(graph))
+    assert QuantumGraph.load(tmp_path / "graph").upstream() == graph.upstream()
+    assert all(q.id in loaded for q in graph)
     for quantum in graph:
         assert QuantumGraph.load_quantum(tmp_path / "graph", quantum.id) == quantum
 

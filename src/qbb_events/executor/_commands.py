@@ -195,11 +195,8 @@ def _load(graph: Path, quantum_id: str, pipeline_spec: str | None) -> tuple[Any,
         quantum = QuantumGraph.load_quantum(graph, qid)
         task = load_pipeline(pipeline_spec).task(quantum.task_label)
     except (QbbEventsError, OSError) as err:
-        message = str(err)
-        if isinstance(err, KeyError):
-            message = str(err)
-        click.echo(f"Error: {message}", err=True)
-        sys.exit(EXIT_INVALID)
+        # A quantum that cannot be loaded or has no task will not run on retry.
+        _usage(str(err), EXIT_INVALID)
     return task, quantum
 
 

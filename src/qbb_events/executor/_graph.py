@@ -69,6 +69,7 @@ class QuantumGraph:
 
     def __init__(self, quanta: Iterable[Quantum], *, run: str, pipeline: str) -> None:
         self._quanta: dict[uuid.UUID, Quantum] = {q.id: q for q in quanta}
+        self._columns: _Columns | None = None
         self._run = run
         self._pipeline = pipeline
 
@@ -83,13 +84,17 @@ class QuantumGraph:
         return self._pipeline
 
     def __len__(self) -> int:
-        return len(self._quanta)
+        return len(self._quanta) if self._columns is None else len(self._columns.order)
 
     def __iter__(self) -> Iterator[Quantum]:
-        return iter(self._quanta.values())
+        if self._columns is None:
+            return iter(self._quanta.values())
+        return (self.quantum(uuid.UUID(bytes=qid)) for qid in self._columns.order)
 
     def __contains__(self, quantum_id: object) -> bool:
-        return quantum_id in self._quanta
+        if self._columns is None or not isinstance(quantum_id, uuid.UUID):
+            return quantum_id in self._quanta
+        return quantum_id.bytes in self._columns.rows
 
     def quantum(self, quantum_id: uuid.UUID) -> Quantum:
         """Return one quantum.
@@ -102,17 +107,19 @@ class QuantumGraph:
         Returns
         -------
         quantum : `Quantum`
-            The quantum.
+            The quantum (built from its rows on first use in a loaded graph).
 
         Raises
         ------
         QuantumNotInGraphError
             If the graph has no such quantum (a `KeyError`).
         """
-        try:
-            return self._quanta[quantum_id]
-        except KeyError:
-            raise QuantumNotInGraphError(f"the graph holds no quantum {quantum_id}") from None
+        found = self._quanta.get(quantum_id)
+        if found is None and self._columns is not None and quantum_id in self:
+            found = self._quanta[quantum_id] = self._columns.build(quantum_id)
+        if found is None:
+            raise QuantumNotInGraphError(f"the graph holds no quantum {quantum_id}")
+        return found
 
     def upstream(self) -> dict[uuid.UUID, set[uuid.UUID]]:
         """Return, for each quantum, the quanta that write its inputs.
@@ -122,6 +129,8 @@ class QuantumGraph:
         upstream : `dict` [`uuid.UUID`, `set` [`uuid.UUID`]]
             Producers of each quantum's inputs (empty for the first tasks).
         """
+        if self._columns is not None:
+            return self._columns.upstream()
         producer = {ref.id: q.id for q in self for ref in q.outputs}
         return {q.id: {producer[i] for i in q.predicted_inputs if i in producer} for q in self}
 
@@ -235,7 +244,9 @@ class QuantumGraph:
         Returns
         -------
         graph : `QuantumGraph`
-            The graph, quanta in their saved topological order.
+            The graph, quanta in their saved topological order. Only the
+            tables are read: each quantum is built when first asked for, so a
+            million quanta load in the time Parquet takes to read them.
 
         Raises
         ------
@@ -243,11 +254,13 @@ class QuantumGraph:
             If the directory does not hold a graph of this format.
         """
         src, meta = _open(path)
-        quanta = pq.read_table(src / "quanta.parquet").sort_by("order")
-        predicted = pq.read_table(src / "predicted.parquet")
-        built = _build(src, quanta, predicted)
-        ordered = [built[uuid.UUID(bytes=b)] for b in quanta.column("quantum_id").to_pylist()]
-        return cls(ordered, run=meta["run"], pipeline=meta["pipeline"])
+        graph = cls((), run=meta["run"], pipeline=meta["pipeline"])
+        graph._columns = _Columns(
+            _types(src),
+            pq.read_table(src / "quanta.parquet").sort_by("order"),
+            pq.read_table(src / "predicted.parquet"),
+        )
+        return graph
 
     @staticmethod
     def load_quantum(path: str | os.PathLike[str], quantum_id: uuid.UUID) -> Quantum:
@@ -280,7 +293,7 @@ class QuantumGraph:
         if not quanta.num_rows:
             raise QuantumNotInGraphError(f"the graph in {src} holds no quantum {quantum_id}")
         predicted = pq.read_table(src / "predicted.parquet", filters=key)
-        return _build(src, quanta, predicted)[quantum_id]
+        return _Columns(_types(src), quanta, predicted).build(quantum_id)
 
 
 def _open(path: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
@@ -297,34 +310,70 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
     return src, meta
 
 
-def _build(src: Path, quanta: pa.Table, predicted: pa.Table) -> dict[uuid.UUID, Quantum]:
-    types = {
+def _types(src: Path) -> dict[str, DatasetType]:
+    return {
         row["name"]: DatasetType(row["name"], row["storage_class"], row["dimensions"])
         for row in pq.read_table(src / "dataset_types.parquet").to_pylist()
     }
-    refs: dict[bytes, dict[str, list[DatasetRef]]] = {}
-    columns = [
-        predicted.column(name).to_pylist()
-        for name in ("quantum_id", "dataset_id", "role", "dataset_type", "run", "data_id_json")
-    ]
-    for qid, did, role, type_name, run, data_id in zip(*columns, strict=True):
-        ref = DatasetRef(types[type_name], json.loads(data_id), run, uuid.UUID(bytes=did))
-        refs.setdefault(qid, {}).setdefault(role, []).append(ref)
-    result = {}
-    for qid, label, data_id in zip(
-        quanta.column("quantum_id").to_pylist(),
-        quanta.column("task_label").to_pylist(),
-        quanta.column("data_id_json").to_pylist(),
-        strict=True,
-    ):
-        roles = refs.get(qid, {})
-        quantum_id = uuid.UUID(bytes=qid)
-        result[quantum_id] = Quantum(
-            label,
-            json.loads(data_id),
+
+
+class _Columns:
+    """A saved graph's tables, and the index that finds one quantum's rows."""
+
+    def __init__(self, types: dict[str, DatasetType], quanta: pa.Table, predicted: pa.Table):
+        self.types = types
+        self.quanta = quanta
+        # Sorted by quantum id when saved: each quantum's rows are one run.
+        self.predicted = predicted
+        self.order: list[bytes] = quanta.column("quantum_id").to_pylist()
+        self.rows = {qid: index for index, qid in enumerate(self.order)}
+        self._spans: dict[bytes, tuple[int, int]] | None = None
+
+    def spans(self) -> dict[bytes, tuple[int, int]]:
+        if self._spans is None:
+            encoded = pc.run_end_encode(self.predicted.column("quantum_id").combine_chunks())
+            ends = encoded.run_ends.to_pylist()
+            starts = [0, *ends[:-1]]
+            self._spans = dict(
+                zip(encoded.values.to_pylist(), zip(starts, ends, strict=True), strict=True)
+            )
+        return self._spans
+
+    def build(self, quantum_id: uuid.UUID) -> Quantum:
+        start, stop = self.spans().get(quantum_id.bytes, (0, 0))
+        rows = self.predicted.slice(start, stop - start)
+        roles: dict[str, list[DatasetRef]] = {}
+        columns = [
+            rows.column(name).to_pylist()
+            for name in ("dataset_id", "role", "dataset_type", "run", "data_id_json")
+        ]
+        for did, role, type_name, run, data_id in zip(*columns, strict=True):
+            ref = DatasetRef(self.types[type_name], json.loads(data_id), run, uuid.UUID(bytes=did))
+            roles.setdefault(role, []).append(ref)
+        row = self.quanta.slice(self.rows[quantum_id.bytes], 1).to_pylist()[0]
+        return Quantum(
+            row["task_label"],
+            json.loads(row["data_id_json"]),
             roles.get("input", []),
             roles.get("output", []),
             init_inputs=roles.get("init_input", []),
             id=quantum_id,
         )
-    return result
+
+    def upstream(self) -> dict[uuid.UUID, set[uuid.UUID]]:
+        # One join of inputs to the outputs that produce them, in Arrow.
+        table = self.predicted.select(["quantum_id", "dataset_id", "role"])
+        role = pc.cast(table.column("role"), pa.string())
+        outputs = table.filter(pc.equal(role, "output")).select(["dataset_id", "quantum_id"])
+        inputs = table.filter(pc.not_equal(role, "output")).select(["quantum_id", "dataset_id"])
+        edges = inputs.join(
+            outputs.rename_columns(["dataset_id", "producer"]), "dataset_id", join_type="inner"
+        )
+        result: dict[uuid.UUID, set[uuid.UUID]] = {uuid.UUID(bytes=q): set() for q in self.order}
+        for consumer, producer in zip(
+            edges.column("quantum_id").to_pylist(),
+            edges.column("producer").to_pylist(),
+            strict=True,
+        ):
+            result[uuid.UUID(bytes=consumer)].add(uuid.UUID(bytes=producer))
+        return result
