@@ -5,7 +5,9 @@
    against the bare task doing the same datastore I/O with no butler, no log
    and no harness, interleaved round by round in the same process. The
    difference per quantum is what the harness adds; target at most 5 ms.
-2. The main job: ``run_pipeline`` (what ``qbb-events run`` calls) with the
+2. Quantum graphs: plan, save and load a graph of ``--graph-quanta`` trivial
+   quanta, and read one quantum by id (target: a million quanta load in seconds).
+3. The main job: ``run_pipeline`` (what ``qbb-events run`` calls) with the
    trivial two-task pipeline at 10,000 quanta and 2 workers: seconds and
    quanta/s per phase (plan, execute, export, transfer, verify); target the
    whole run under 60 s.
@@ -30,9 +32,11 @@ from qbb_events import (
     FileDatastore,
     Quantum,
     QuantumBackedButler,
+    QuantumGraph,
     execute_quantum,
     run_pipeline,
 )
+from qbb_events.executor import trivial_pipeline
 
 INPUT = DatasetType("bench_in", "json", ("index",))
 OUTPUT = DatasetType("bench_out", "json", ("index",))
@@ -107,11 +111,43 @@ def harness_overhead(base: Path, n: int, rounds: int) -> tuple[float, float, flo
     return statistics.median(bare_ms), statistics.median(floor_ms), statistics.median(harness_ms)
 
 
+def graph_figures(base: Path, n: int) -> None:
+    """Print seconds to plan, save and load a graph of ``n`` quanta, and to read one."""
+    pipeline = trivial_pipeline()
+    start = time.perf_counter()
+    graph = QuantumGraph(pipeline.plan(pipeline.data_ids(n), run="r"), run="r", pipeline="t")
+    plan = time.perf_counter() - start
+    start = time.perf_counter()
+    graph.save(base)
+    save = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded = QuantumGraph.load(base)
+    load = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded.upstream()
+    edges = time.perf_counter() - start
+    wanted = list(graph)[len(graph) // 2].id
+    start = time.perf_counter()
+    QuantumGraph.load_quantum(base, wanted)
+    one = time.perf_counter() - start
+    print(f"quantum graph: {len(graph)} quanta")
+    print(f"{'step':<34}{'seconds':>10}{'quanta/s':>12}")
+    for step, seconds in (
+        ("plan", plan),
+        ("save (Parquet)", save),
+        ("load", load),
+        ("upstream map (Arrow join)", edges),
+    ):
+        print(f"{step:<34}{seconds:>10.3f}{len(graph) / seconds:>12.0f}")
+    print(f"{'load_quantum (one, by id)':<34}{one:>10.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quanta", type=int, default=10_000)
     parser.add_argument("--harness-quanta", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--graph-quanta", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
@@ -128,6 +164,8 @@ def main() -> None:
         target = f"<= {OVERHEAD_TARGET_MS} {ok}"
         print(f"{'overhead (harness - bare)':<40}{overhead:>12.3f}{target:>12}")
         print(f"{'overhead beyond the disk floor':<40}{overhead - floor:>12.3f}{'':>12}")
+        print()
+        graph_figures(base / "graph", args.graph_quanta)
         print()
         start = time.perf_counter()
         report = run_pipeline(
