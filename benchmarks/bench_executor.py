@@ -87,7 +87,7 @@ def sync_floor(base: Path, n: int) -> float:
 
 def harness_overhead(base: Path, n: int, rounds: int) -> tuple[float, float, float]:
     """Return the median ms per quantum of the bare task, the sync floor and the harness."""
-    store = FileDatastore(base / "repo")
+    store = FileDatastore(base / "repo", create=True)
     for i in range(n):
         store.put(
             {"index": i, "payload": list(range(10))},

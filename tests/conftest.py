@@ -40,7 +40,7 @@ def datastore_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def datastore(datastore_root: Path) -> FileDatastore:
-    return FileDatastore(datastore_root)
+    return FileDatastore(datastore_root, create=True)
 
 
 @dataclass

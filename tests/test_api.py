@@ -135,6 +135,7 @@ LAYERS = [
     "parquet",
     "registry",
     "analytics",
+    "_metrics",
     "payloads",
     "deferred",
     "butler",

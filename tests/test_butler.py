@@ -31,6 +31,7 @@ from qbb_events import (
     EVENT_KINDS,
     GENESIS_HASH,
     SCHEMA_VERSION,
+    ArtifactExistsError,
     ArtifactNotFoundError,
     BadReadRequestError,
     ButlerClosedError,
@@ -895,7 +896,7 @@ def test_init_inputs_count_as_predicted_inputs(make_quantum):
 
 def test_datastore_records_grouped_by_datastore_name(tmp_path, make_quantum):
     setup = make_quantum(n_outputs=3)
-    store = FileDatastore(tmp_path / "other", name="store_a")
+    store = FileDatastore(tmp_path / "other", name="store_a", create=True)
     for ref in setup.inputs:
         store.put({"copy": True}, ref)
     butler = QuantumBackedButler.initialize(store, setup.quantum)
@@ -923,7 +924,7 @@ def test_provenance_json_round_trip(butler, setup, written):
 # -- events ------------------------------------------------------------------
 
 
-def test_every_call_appends_exactly_one_event(make_quantum, outside_missing):
+def test_every_call_appends_exactly_one_event(make_quantum, outside_missing, tmp_path):
     setup = make_quantum(n_inputs=3, missing=(1,))
     butler = QuantumBackedButler.initialize(setup.datastore, setup.quantum)
     in0, in1, in2 = setup.inputs
@@ -950,6 +951,16 @@ def test_every_call_appends_exactly_one_event(make_quantum, outside_missing):
             "datasets_pruned",
             PruneNotOwnedError,
         ),
+        (lambda: butler.getURI(in0), "uri_requested", None),
+        (lambda: butler.getURI(in1), "uri_requested", ArtifactNotFoundError),
+        (lambda: butler.get_many_uris([in0, in1], predict=True), "uri_requested", None),
+        (lambda: butler.retrieve_artifacts([in0], tmp_path / "out"), "artifacts_retrieved", None),
+        (
+            lambda: butler.retrieve_artifacts([in0], tmp_path / "out"),
+            "artifacts_retrieved",
+            ArtifactExistsError,
+        ),
+        (lambda: butler.retrieve_artifacts_zip([in0], tmp_path), "artifacts_retrieved", None),
         (
             lambda: butler.pruneDatasets([out0], disassociate=True, unstore=True, purge=True),
             "datasets_pruned",
@@ -1636,7 +1647,7 @@ def test_enum_data_ids_are_recorded_and_stored_as_plain_values(tmp_path):
     coadd = DatasetType("coadd", "json", ("band",))
     ref = DatasetRef(raw, {"band": _Band.G}, RUN)
     out = DatasetRef(coadd, {"band": _Band.G}, RUN)
-    datastore = FileDatastore(tmp_path / "repo")
+    datastore = FileDatastore(tmp_path / "repo", create=True)
     datastore.put({"in": 1}, DatasetRef(raw, {"band": "g"}, RUN, id=ref.id))
     butler = QuantumBackedButler.initialize(
         datastore, Quantum("t", {"band": _Band.G}, [ref], [out]), log=path

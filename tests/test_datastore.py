@@ -81,7 +81,7 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(root: Path) -> FileDatastore:
-    return FileDatastore(root)
+    return FileDatastore(root, create=True)
 
 
 @pytest.fixture(scope="module")
@@ -524,7 +524,7 @@ def test_record(store: FileDatastore, root: Path, storage_class: str, value: Any
 
 
 def test_record_names_its_datastore(root: Path) -> None:
-    store = FileDatastore(root, name="main")
+    store = FileDatastore(root, name="main", create=True)
     record = store.put([1], _ref("json"))
     assert record.datastore_name == "main"
 
@@ -558,7 +558,7 @@ def test_default_layout(store: FileDatastore) -> None:
 
 
 def test_trust_mode(root: Path) -> None:
-    writer = FileDatastore(root)
+    writer = FileDatastore(root, create=True)
     refs = {
         "json": (_ref("json"), {"a": 1}),
         "arrow": (_ref("arrow"), _table()),
@@ -590,7 +590,7 @@ def test_trust_mode(root: Path) -> None:
 
 def test_trust_mode_with_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    writer = FileDatastore("relative_repo")
+    writer = FileDatastore("relative_repo", create=True)
     ref = _ref("json")
     writer.put([1, 2], ref)
     assert writer.root == tmp_path / "relative_repo"
@@ -692,7 +692,7 @@ def test_fsync(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    FileDatastore(root, fsync=True).put(b"durable", _ref("bytes"))
+    FileDatastore(root, fsync=True, create=True).put(b"durable", _ref("bytes"))
     assert len(calls) >= 1
     calls.clear()
     FileDatastore(root).put(b"fast", _ref("bytes", detector=3))
@@ -738,7 +738,7 @@ def _assert_refused(store: FileDatastore, tmp_path: Path, ref: DatasetRef) -> No
 def test_data_id_value_escape_refused(
     tmp_path: Path, root: Path, template: str, value: str, storage_class: str
 ) -> None:
-    store = FileDatastore(root, template=template)
+    store = FileDatastore(root, template=template, create=True)
     ref = _ref(storage_class, visit=value)
     _assert_refused(store, tmp_path, ref)
     with pytest.raises(PathEscapeError, match="Data ID value for 'visit'"):
@@ -748,7 +748,7 @@ def test_data_id_value_escape_refused(
 @pytest.mark.parametrize("template", ESCAPE_TEMPLATES)
 @pytest.mark.parametrize("run", ESCAPING_RUNS)
 def test_run_escape_refused(tmp_path: Path, root: Path, template: str, run: str) -> None:
-    store = FileDatastore(root, template=template)
+    store = FileDatastore(root, template=template, create=True)
     ref = _ref("bytes", run=run)
     _assert_refused(store, tmp_path, ref)
     with pytest.raises(PathEscapeError, match="RUN name"):
@@ -773,7 +773,7 @@ def test_unusual_but_safe_runs(store: FileDatastore, root: Path, run: str) -> No
 
 @pytest.mark.parametrize("value", ["..a", "a..", "...", ".hidden", "with space", "ü"])
 def test_unusual_but_safe_values(root: Path, value: str) -> None:
-    store = FileDatastore(root, template="{run}/{dataset_type}/{visit}/{id}")
+    store = FileDatastore(root, template="{run}/{dataset_type}/{visit}/{id}", create=True)
     ref = _ref("json", visit=value)
     store.put([value], ref)
     assert store.get(ref) == [value]
@@ -784,7 +784,7 @@ def test_unusual_but_safe_values(root: Path, value: str) -> None:
 
 
 def test_template_with_id(root: Path) -> None:
-    store = FileDatastore(root, template="{run}/{dataset_type}/{id}")
+    store = FileDatastore(root, template="{run}/{dataset_type}/{id}", create=True)
     ref = _ref("json")
     assert store.relative_path(ref) == f"{RUN}/thing_json/{ref.id}.json"
     store.put({"x": 1}, ref)
@@ -801,7 +801,7 @@ def test_template_with_id(root: Path) -> None:
 
 def test_template_with_dimension_names(root: Path) -> None:
     template = "{run}/{dataset_type}/v{visit}/{detector}_{id}"
-    store = FileDatastore(root, template=template)
+    store = FileDatastore(root, template=template, create=True)
     ref = _ref("bytes", visit=42, detector="S01")
     assert store.relative_path(ref) == f"{RUN}/thing_bytes/v42/S01_{ref.id}.bin"
     record = store.put(b"data", ref)
@@ -812,13 +812,13 @@ def test_template_with_dimension_names(root: Path) -> None:
 
 
 def test_template_with_data_id_and_dimension(root: Path) -> None:
-    store = FileDatastore(root, template="{run}/{visit}/{dataset_type}/{data_id}")
+    store = FileDatastore(root, template="{run}/{visit}/{dataset_type}/{data_id}", create=True)
     ref = _ref("json", visit=7, detector=3)
     assert store.relative_path(ref) == f"{RUN}/7/thing_json/visit=7/detector=3.json"
 
 
 def test_template_naming_a_missing_dimension(root: Path) -> None:
-    store = FileDatastore(root, template="{run}/{dataset_type}/{band}/{id}")
+    store = FileDatastore(root, template="{run}/{dataset_type}/{band}/{id}", create=True)
     ref = _ref("json")
     with pytest.raises(InvalidDefinitionError, match="band"):
         store.put({"a": 1}, ref)
@@ -1001,7 +1001,7 @@ def test_killed_writer_publishes_nothing(
     root: Path, popen_cleanup: list[subprocess.Popen[bytes]]
 ) -> None:
     ref = DatasetRef(DatasetType("blob", "bytes", ("n",)), {"n": 1}, "run")
-    store = FileDatastore(root)
+    store = FileDatastore(root, create=True)
     final = store.path(ref)
     directory = final.parent
     writer = subprocess.Popen(
@@ -1059,7 +1059,7 @@ def test_equal_refs_with_reordered_data_ids_share_a_path(root: Path) -> None:
     forward = DatasetRef(dataset_type, {"visit": 1, "detector": 2}, RUN, id=dataset_id)
     backward = DatasetRef(dataset_type, {"detector": 2, "visit": 1}, RUN, id=dataset_id)
     assert forward == backward
-    writer = FileDatastore(root)
+    writer = FileDatastore(root, create=True)
     assert writer.relative_path(forward) == writer.relative_path(backward)
     assert writer.relative_path(backward) == f"{RUN}/thing_json/visit=1/detector=2.json"
     writer.put({"x": 1}, forward)
@@ -1091,7 +1091,7 @@ def test_int_and_str_data_id_values_never_share_an_artifact(
     number = DatasetRef.deterministic(dataset_type, {"visit": as_int, "detector": 2}, RUN)
     text = DatasetRef.deterministic(dataset_type, {"visit": as_str, "detector": 2}, RUN)
     assert number != text
-    store = FileDatastore(root, template=template)
+    store = FileDatastore(root, template=template, create=True)
     assert store.relative_path(number) != store.relative_path(text)
     store.put({"who": "number"}, number)
     # Reading the other never returns this one's data.
@@ -1110,7 +1110,7 @@ def test_int_and_str_data_id_values_never_share_an_artifact(
 def test_int_and_str_data_id_values_render_differently_as_fields(
     root: Path, as_int: int, as_str: str
 ) -> None:
-    store = FileDatastore(root, template="{run}/{dataset_type}/{visit}/{id}")
+    store = FileDatastore(root, template="{run}/{dataset_type}/{visit}/{id}", create=True)
     dataset_id = uuid.uuid4()
     number = DatasetRef(_type("json"), {"visit": as_int, "detector": 2}, RUN, id=dataset_id)
     text = DatasetRef(_type("json"), {"visit": as_str, "detector": 2}, RUN, id=dataset_id)
@@ -1163,7 +1163,7 @@ def test_enum_data_id_values_render_like_plain_values(root: Path) -> None:
         "{run}/{dataset_type}/{data_id}",
         "{run}/{band}/{dataset_type}/{detector}/{id}",
     ):
-        store = FileDatastore(root, template=template)
+        store = FileDatastore(root, template=template, create=True)
         assert store.relative_path(enums) == store.relative_path(plain)
         assert "_Band" not in store.relative_path(enums)
         assert "'" not in store.relative_path(enums)

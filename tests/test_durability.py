@@ -31,6 +31,7 @@ import pytest
 from support.workflows import run_workflow
 
 from qbb_events import (
+    FileDatastore,
     InMemoryEventLog,
     JsonLinesEventLog,
     LogClosedError,
@@ -1209,7 +1210,9 @@ def test_a_failed_sync_at_close_is_raised_and_the_file_is_closed(
 
 def test_a_failed_write_through_the_butler(tmp_path: Path, fake: FakeOs) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=path
+    )
     butler.markInputUnused(uuid.uuid4())  # type: ignore[arg-type]
     events = butler.events
     fake.write_error = errno.EIO

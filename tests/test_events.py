@@ -22,6 +22,7 @@ from qbb_events import (
     SCHEMA_VERSION,
     DatasetRef,
     DatasetType,
+    FileDatastore,
     FileRecord,
     InMemoryEventLog,
     JsonLinesEventLog,
@@ -42,7 +43,7 @@ from qbb_events.logs import _base as log_base
 
 @pytest.fixture
 def butler(tmp_path: Path) -> QuantumBackedButler:
-    return run_workflow(tmp_path / "repo", attempt=2)
+    return run_workflow(tmp_path / "repo", attempt=2, retrieve_to=tmp_path / "retrieved")
 
 
 def patch_clock(monkeypatch: pytest.MonkeyPatch, values: list[int]) -> None:
@@ -554,7 +555,9 @@ def test_data_id_ints_must_fit_in_64_bits(tmp_path: Path) -> None:
     refs = [DatasetRef(visit, {"visit": v}, RUN) for v in (2**63 - 1, -(2**63))]
     quantum = Quantum("task", {"visit": 2**63 - 1}, inputs=[], outputs=refs)
     path = tmp_path / "q.jsonl"
-    with QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=path) as butler:
+    with QuantumBackedButler.initialize(
+        FileDatastore(tmp_path / "repo", create=True), quantum, log=path
+    ) as butler:
         butler.put({"x": 1}, refs[1])
     check_chain(butler.events)
     assert read_log(path) == list(butler.events)
@@ -585,7 +588,9 @@ def test_exception_with_lone_surrogate_is_recorded(tmp_path: Path, store: str) -
     )
     path = tmp_path / "q.jsonl"
     butler = QuantumBackedButler.initialize(
-        tmp_path / "repo", quantum, log=path if store == "file" else None
+        FileDatastore(tmp_path / "repo", create=True),
+        quantum,
+        log=path if store == "file" else None,
     )
     with pytest.raises(ValueError, match="bad file"), butler:
         raise ValueError("bad file caf\udce9.fits")
@@ -637,7 +642,9 @@ def test_upcasting_never_changes_the_callers_data(
 
 
 def test_a_plain_seal_serializes_without_the_harness_fields(tmp_path: Path) -> None:
-    with QuantumBackedButler.from_predicted(tmp_path / "repo", [], []) as butler:
+    with QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], []
+    ) as butler:
         pass
     finished = butler.events[-1]
     assert (finished.caveats, finished.traceback, finished.host, finished.pid) == (
@@ -655,7 +662,8 @@ def test_a_plain_seal_serializes_without_the_harness_fields(tmp_path: Path) -> N
 
 def test_harness_fields_and_blocked_status_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    root = FileDatastore(tmp_path / "repo", create=True)
+    butler = QuantumBackedButler.from_predicted(root, [], [], log=path)
     butler.finish(
         "blocked",
         caveats=["no_work", "all_outputs_missing"],
@@ -674,7 +682,9 @@ def test_harness_fields_and_blocked_status_round_trip(tmp_path: Path) -> None:
 
 
 def test_unknown_caveats_and_statuses_are_refused(tmp_path: Path) -> None:
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [])
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], []
+    )
     with pytest.raises(qbb_events.InvalidDefinitionError, match="unknown caveats"):
         butler.finish("succeeded", caveats=["fine"])
     with pytest.raises(qbb_events.InvalidDefinitionError, match="status must be"):

@@ -60,7 +60,7 @@ def _quantum(index: int = 0, *, optional: bool = False, outputs: int = 1) -> Qua
 
 @pytest.fixture
 def root(tmp_path: Path) -> FileDatastore:
-    store = FileDatastore(tmp_path / "repo")
+    store = FileDatastore(tmp_path / "repo", create=True)
     for index in range(3):
         store.put({"index": index}, DatasetRef.deterministic(IN, {"index": index}, RUN))
     return store

@@ -124,7 +124,7 @@ def _planned(tmp_path: Path, spec: str) -> tuple[Path, Path, Path, QuantumGraph]
     pipeline = load_pipeline(spec)
     graph = QuantumGraph(pipeline.plan(pipeline.data_ids(2), run="r"), run="r", pipeline=spec)
     graph.save(tmp_path / "graph")
-    FileDatastore(tmp_path / "repo")
+    FileDatastore(tmp_path / "repo", create=True)
     return tmp_path / "graph", tmp_path / "repo", tmp_path / "logs", graph
 
 

@@ -103,7 +103,7 @@ def test_events_are_written_and_flushed_one_by_one(tmp_path: Path) -> None:
     calexp = DatasetType("calexp", "json", DIMS)
     present = DatasetRef(raw, {"visit": 1, "detector": 0}, RUN)
     out = DatasetRef(calexp, {"visit": 1, "detector": 0}, RUN)
-    datastore = FileDatastore(tmp_path / "repo")
+    datastore = FileDatastore(tmp_path / "repo", create=True)
     datastore.put([1, 2], present)
     quantum = Quantum("task", {"visit": 1}, inputs=[present], outputs=[out])
     sizes: list[int] = []
@@ -171,7 +171,9 @@ def test_log_with_events_is_refused(
     with pytest.raises(FileExistsError):
         run_workflow(tmp_path / "other_repo", path)
     with pytest.raises(LogExistsError):
-        QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=str(path))
+        QuantumBackedButler.from_predicted(
+            FileDatastore(tmp_path / "repo", create=True), [], [], log=str(path)
+        )
     assert path.read_bytes() == before
     assert path.stat().st_mtime_ns == stat.st_mtime_ns
 
@@ -572,7 +574,7 @@ def test_partial_append_is_cut_back(
     path = tmp_path / "q.jsonl"
     raw = DatasetType("raw", "json", DIMS)
     present = DatasetRef(raw, {"visit": 1, "detector": 0}, RUN)
-    FileDatastore(tmp_path / "repo").put([1], present)
+    FileDatastore(tmp_path / "repo", create=True).put([1], present)
     butler = QuantumBackedButler.initialize(
         tmp_path / "repo", Quantum("t", {}, [present], []), log=path
     )
@@ -628,7 +630,9 @@ def test_a_second_writer_on_the_same_path_is_refused(tmp_path: Path, existing: b
         JsonLinesEventLog(path)
     assert isinstance(info.value, FileExistsError)
     with pytest.raises(LogExistsError):
-        QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+        QuantumBackedButler.from_predicted(
+            FileDatastore(tmp_path / "repo", create=True), [], [], log=path
+        )
     butler = run_workflow(tmp_path / "repo", first)  # closes the butler, so the log
     with pytest.raises(LogExistsError, match="already holds events"):
         JsonLinesEventLog(path)
@@ -728,7 +732,9 @@ def test_iter_log_memory_is_bounded_by_a_line(tmp_path: Path) -> None:
     raw = DatasetType("raw", "json", DIMS)
     refs = [DatasetRef(raw, {"visit": 1, "detector": k}, RUN) for k in range(100)]
     quantum = Quantum("t", {}, refs, [])
-    butler = QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=path)
+    butler = QuantumBackedButler.initialize(
+        FileDatastore(tmp_path / "repo", create=True), quantum, log=path
+    )
     for _ in range(250):
         butler.stored_many(refs)
     butler.close()

@@ -35,6 +35,7 @@ from test_properties import run_scenario
 import qbb_events.parquet.export as export_module
 from qbb_events import (
     SCHEMA_VERSION,
+    FileDatastore,
     InMemoryEventLog,
     JsonLinesEventLog,
     LogConflictError,
@@ -183,7 +184,7 @@ def rechained(
 def started_payload(root: Path) -> tuple[uuid.UUID, dict[str, Any]]:
     """The payload of a real ``quantum_started`` event, to write logs by hand."""
     log = InMemoryEventLog()
-    QuantumBackedButler.from_predicted(str(root), [], [], log=log)
+    QuantumBackedButler.from_predicted(FileDatastore(str(root), create=True), [], [], log=log)
     event = log.events[0]
     payload = {k: v for k, v in event.model_dump(mode="json").items() if k not in ENVELOPE}
     return event.quantum_id, payload
@@ -484,7 +485,9 @@ def test_run_override_partitions_url_encoded(tmp_path: Path, run: str) -> None:
 
 def test_a_quantum_with_no_datasets_goes_to_the_unknown_run(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(str(tmp_path / "repo"), [], [], log=path)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(str(tmp_path / "repo"), create=True), [], [], log=path
+    )
     butler.close()
     dest = tmp_path / "export"
     export_parquet(path, dest)

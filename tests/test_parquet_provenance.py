@@ -201,7 +201,7 @@ def refs(tmp_path: Path) -> dict[str, Any]:
     made = {f"in{i}": DatasetRef(raw, {"visit": i}, RUN) for i in range(4)}
     made |= {f"out{i}": DatasetRef(out, {"visit": i}, RUN) for i in range(3)}
     made["outside"] = DatasetRef(raw, {"visit": 99}, RUN)
-    store = FileDatastore(tmp_path / "repo")
+    store = FileDatastore(tmp_path / "repo", create=True)
     for name in ("in0", "in1", "in2", "outside"):
         store.put({"v": name}, made[name])
     made["store"] = store

@@ -112,7 +112,7 @@ def run_scenario(
     after: Callable[[Any, Step], None] | None = None,
 ) -> Run:
     """Set up the datastore, make the butler and make every call, recording each step."""
-    datastore = FileDatastore(root)
+    datastore = FileDatastore(root, create=True)
     apply_initial_state(datastore, sc.all_refs, sc.state)
     if sc.from_predicted:
         butler = QuantumBackedButler.from_predicted(

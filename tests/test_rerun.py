@@ -17,7 +17,7 @@ def _finished(tmp_path: Path, spec: str) -> tuple[Path, Path, Path, QuantumGraph
     graph = QuantumGraph(pipeline.plan(pipeline.data_ids(20), run="r"), run="r", pipeline=spec)
     graph.save(tmp_path / "graph")
     root, logs = tmp_path / "repo", tmp_path / "logs"
-    FileDatastore(root)
+    FileDatastore(root, create=True)
     for quantum in graph:
         report = execute_quantum(pipeline.task(quantum.task_label), quantum, root, log=logs)
         assert report.status == "succeeded"
@@ -96,7 +96,7 @@ def test_rerun_needs_a_finished_attempt(tmp_path: Path) -> None:
     pipeline = load_pipeline("demo")
     graph = QuantumGraph(pipeline.plan(pipeline.data_ids(5), run="r"), run="r", pipeline="demo")
     graph.save(tmp_path / "graph")
-    FileDatastore(tmp_path / "repo")
+    FileDatastore(tmp_path / "repo", create=True)
     quantum = next(iter(graph))
     result = CliRunner().invoke(
         main,

@@ -27,6 +27,7 @@ from support.workflows import run_workflow
 from test_schema_evolution import V1_LOG, _as_version_2
 
 from qbb_events import (
+    FileDatastore,
     JsonLinesEventLog,
     LogConflictError,
     LogCorruptedError,
@@ -146,7 +147,9 @@ def test_copying_a_log_whose_writer_appends_meanwhile(tmp_path: Path) -> None:
     path = tmp_path / "live.jsonl"
     live = JsonLinesEventLog(path, sync=SyncPolicy.every_event())
     QuantumBackedButler.initialize(
-        str(tmp_path / "repo"), empty_quantum(str(uuid.uuid4())), log=live
+        FileDatastore(str(tmp_path / "repo"), create=True),
+        empty_quantum(str(uuid.uuid4())),
+        log=live,
     )
     for index in range(3):
         live.append("existence_checked", existence_payload(index))
@@ -414,7 +417,9 @@ def test_a_forked_child_cannot_append_to_its_parents_log(tmp_path: Path) -> None
     path = tmp_path / "q.jsonl"
     log = JsonLinesEventLog(path, sync=SyncPolicy.every_event())
     QuantumBackedButler.initialize(
-        str(tmp_path / "repo"), empty_quantum(str(uuid.uuid4())), log=log
+        FileDatastore(str(tmp_path / "repo"), create=True),
+        empty_quantum(str(uuid.uuid4())),
+        log=log,
     )
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child

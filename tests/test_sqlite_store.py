@@ -28,6 +28,7 @@ from support.workflows import run_workflow, stored_line
 
 from qbb_events import (
     Event,
+    FileDatastore,
     InvalidDefinitionError,
     LogClosedError,
     LogConflictError,
@@ -89,7 +90,9 @@ def all_records(store: SqliteEventStore) -> list[bytes]:
 def started(store: SqliteEventStore, root: Path, sync: SyncPolicy | None = None) -> Any:
     """A butler of an empty quantum logging to a new log of ``store``."""
     quantum = empty_quantum(str(uuid.uuid4()))
-    return QuantumBackedButler.initialize(root, quantum, log=store.log(sync=sync))
+    return QuantumBackedButler.initialize(
+        FileDatastore(root, create=True), quantum, log=store.log(sync=sync)
+    )
 
 
 def rehashed(data: dict[str, Any]) -> bytes:
@@ -216,9 +219,13 @@ def test_a_second_log_of_the_same_attempt_is_refused(
     tmp_path: Path, store: SqliteEventStore, store_path: Path
 ) -> None:
     quantum = empty_quantum(str(uuid.uuid4()))
-    butler = QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=store.log())
+    butler = QuantumBackedButler.initialize(
+        FileDatastore(tmp_path / "repo", create=True), quantum, log=store.log()
+    )
     with pytest.raises(LogConflictError) as info:
-        QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=store.log())
+        QuantumBackedButler.initialize(
+            FileDatastore(tmp_path / "repo", create=True), quantum, log=store.log()
+        )
     message = str(info.value)
     assert f"quantum {quantum.id} attempt 0 already has a log in {store_path}" in message
     # The same through another store object, as another process would.
@@ -233,7 +240,9 @@ def test_a_second_log_of_the_same_attempt_is_refused(
     butler.log.append("existence_checked", existence_payload(1))
     butler.close()
     assert store.read(quantum.id, 0) == list(butler.events)
-    retry = QuantumBackedButler.initialize(tmp_path / "repo", quantum, log=store.log(), attempt=1)
+    retry = QuantumBackedButler.initialize(
+        FileDatastore(tmp_path / "repo", create=True), quantum, log=store.log(), attempt=1
+    )
     retry.close()
     assert store.quanta() == [(quantum.id, 0), (quantum.id, 1)]
 
@@ -563,7 +572,9 @@ def test_a_locked_database_times_out_with_a_write_error(tmp_path: Path, store_pa
             blocker.execute("BEGIN IMMEDIATE")
             with pytest.raises(LogWriteError, match="locked") as info:
                 QuantumBackedButler.initialize(
-                    tmp_path / "repo", empty_quantum(str(uuid.uuid4())), log=log
+                    FileDatastore(tmp_path / "repo", create=True),
+                    empty_quantum(str(uuid.uuid4())),
+                    log=log,
                 )
             assert info.value.errno == errno.EBUSY
             assert len(log) == 0

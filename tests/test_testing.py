@@ -129,7 +129,7 @@ def test_missing_init_input(tmp_path: Path) -> None:
 
 
 def test_make_quantum_butler_options(tmp_path: Path) -> None:
-    datastore = FileDatastore(tmp_path / "repo", name="MyStore")
+    datastore = FileDatastore(tmp_path / "repo", name="MyStore", create=True)
     log = tmp_path / "logs" / "q.jsonl"
     r1 = raw(1)
     butler = make_quantum_butler(

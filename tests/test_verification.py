@@ -33,6 +33,7 @@ from test_properties import run_scenario
 from qbb_events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    FileDatastore,
     InMemoryEventLog,
     JsonLinesEventLog,
     LogVerification,
@@ -159,7 +160,9 @@ def test_a_sound_log_verifies(logged: tuple[Path, QuantumBackedButler]) -> None:
 @pytest.mark.parametrize("status", ["failed", "no_work"])
 def test_the_status_is_that_of_quantum_finished(tmp_path: Path, status: str) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=path
+    )
     butler.finish(status, ValueError("boom") if status == "failed" else None)  # type: ignore[arg-type]
     butler.close()
     [verdict] = verify_logs(path).logs
@@ -171,7 +174,9 @@ def test_the_status_is_that_of_quantum_finished(tmp_path: Path, status: str) -> 
 
 def test_an_unsealed_log(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=path)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=path
+    )
     butler.markInputUnused(uuid.uuid4())  # type: ignore[arg-type]
     report = verify_logs(path)
     assert found(report) == [("unsealed", 2, None)]
@@ -979,7 +984,9 @@ def test_a_live_file_log_verifies_like_its_file(tmp_path: Path) -> None:
 
 def test_a_live_unsealed_log(tmp_path: Path) -> None:
     log = InMemoryEventLog()
-    butler = QuantumBackedButler.from_predicted(tmp_path / "repo", [], [], log=log)
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], [], log=log
+    )
     butler.markInputUnused(uuid.uuid4())  # type: ignore[arg-type]
     assert found(verify_logs(log)) == [("unsealed", 2, None)]
     butler.close()

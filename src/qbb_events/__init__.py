@@ -7,16 +7,27 @@ hash-chained event to its quantum's log; `fold` turns a log into
 
 from importlib import metadata as _metadata
 
+from ._metrics import ButlerMetrics
 from .butler import QuantumBackedButler
-from .datastore import FileDatastore, PathTemplate
+from .datastore import (
+    DEFAULT_DATASTORE_NAME,
+    ArtifactURI,
+    DatasetRefURIs,
+    FileDatastore,
+    PathTemplate,
+)
 from .deferred import DeferredDatasetHandle
 from .errors import (
     ArgumentTypeError,
+    ArtifactChecksumError,
+    ArtifactExistsError,
     ArtifactNotFoundError,
     BadReadRequestError,
     ButlerClosedError,
     DatabaseError,
     DatabaseIntegrityError,
+    DatasetNotPredictedError,
+    DatastoreRootNotFoundError,
     DatastoreWriteError,
     FoldError,
     InvalidDataIdError,
@@ -56,6 +67,7 @@ from .events import (
     EVENT_KINDS,
     GENESIS_HASH,
     SCHEMA_VERSION,
+    ArtifactsRetrieved,
     DatasetsPruned,
     DeferredLoaded,
     DeferredRequested,
@@ -67,6 +79,7 @@ from .events import (
     OutputWritten,
     QuantumFinished,
     QuantumStarted,
+    UriRequested,
     canonical_json,
     chain_hash,
     parse_event,
@@ -148,22 +161,31 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEFAULT_DATASTORE_NAME",
     "EVENT_KINDS",
     "GENESIS_HASH",
     "SCHEMA_VERSION",
     "STORAGE_CLASSES",
     "ArgumentTypeError",
+    "ArtifactChecksumError",
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
     "ArtifactProblem",
+    "ArtifactURI",
+    "ArtifactsRetrieved",
     "BadReadRequestError",
     "ButlerClosedError",
+    "ButlerMetrics",
     "CopyReport",
     "DataId",
     "DatabaseError",
     "DatabaseIntegrityError",
+    "DatasetNotPredictedError",
     "DatasetRef",
+    "DatasetRefURIs",
     "DatasetType",
     "DatasetsPruned",
+    "DatastoreRootNotFoundError",
     "DatastoreWriteError",
     "DeferredDatasetHandle",
     "DeferredLoaded",
@@ -244,6 +266,7 @@ __all__ = [
     "TransferReport",
     "UnknownEventKindError",
     "UnreadableArtifactError",
+    "UriRequested",
     "VerificationReport",
     "__version__",
     "canonical_json",

@@ -10,22 +10,32 @@ fold of the log by construction (`ProvenanceReducer` holds the rules), so
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, get_args
 
 import structlog
 
-from .datastore import FileDatastore
+from ._metrics import ButlerMetrics
+from .datastore import INDEX_NAME, ArtifactURI, DatasetRefURIs, FileDatastore
+from .datastore._retrieval import (
+    resolve_mode,
+    retrieve_artifacts,
+    retrieve_artifacts_zip,
+)
 from .deferred import DeferredDatasetHandle
 from .errors import (
     ArgumentTypeError,
+    ArtifactNotFoundError,
     BadReadRequestError,
     ButlerClosedError,
+    DatasetNotPredictedError,
     InvalidDefinitionError,
     LogClosedError,
     LogConflictError,
@@ -52,6 +62,7 @@ from .payloads import (
 )
 from .provenance import QuantumProvenanceData
 from .quantum import Quantum
+from .records import FileRecord, record_from_data
 
 __all__ = ["QuantumBackedButler"]
 
@@ -78,6 +89,31 @@ def _check_ref(ref: object) -> DatasetRef:
     return ref
 
 
+def _check_flags(**flags: object) -> None:
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ArgumentTypeError(f"{name} must be a bool, got {flag!r}.")
+
+
+def _check_metrics(metrics: object) -> ButlerMetrics:
+    if metrics is None:
+        return ButlerMetrics()
+    if not isinstance(metrics, ButlerMetrics):
+        raise ArgumentTypeError(
+            f"metrics must be a ButlerMetrics or None, not {type(metrics).__name__}."
+        )
+    return metrics
+
+
+def _check_destination(destination: object) -> Path:
+    if not isinstance(destination, str | os.PathLike):
+        raise ArgumentTypeError(f"destination must be a path, not {type(destination).__name__}.")
+    return Path(destination).absolute()
+
+
+_READS = ("input_read", "deferred_loaded")
+
+
 class QuantumBackedButler:
     """A butler for one quantum that records what the task reads and writes.
 
@@ -102,14 +138,24 @@ class QuantumBackedButler:
         predicted_outputs: Mapping[uuid.UUID, DatasetRef | None],
         log: LogArg,
         attempt: int,
+        metrics: ButlerMetrics | None = None,
     ) -> None:
         # Everything is checked before the log is opened, so a refused call
         # leaves no file behind.
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
             raise InvalidDefinitionError(f"attempt must be an int >= 0, got {attempt!r}.")
+        self._metrics = _check_metrics(metrics)
+        # A root that does not exist is refused here (DatastoreRootNotFoundError):
+        # a mistyped path must not make every input look unavailable.
         self._datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
         self._inputs = predicted_inputs
         self._outputs = predicted_outputs
+        # Records of inputs, by id: what retrieved bytes are checked against.
+        self._input_records: dict[uuid.UUID, FileRecord] = {
+            record.dataset_id: record
+            for group in quantum_info["input_records"].values()
+            for record in group
+        }
         self._quantum_id: uuid.UUID = quantum_info["id"]
         self._reducer = ProvenanceReducer()
         self._finished = False
@@ -146,6 +192,7 @@ class QuantumBackedButler:
         *,
         log: LogArg = None,
         attempt: int = 0,
+        metrics: ButlerMetrics | None = None,
     ) -> QuantumBackedButler:
         """Make a butler for a quantum.
 
@@ -160,6 +207,8 @@ class QuantumBackedButler:
             `None` for an in-memory log.
         attempt : `int`, optional
             Attempt number of this execution, from 0.
+        metrics : `ButlerMetrics`, optional
+            Where to count reads and writes; a new one by default (see `metrics`).
 
         Returns
         -------
@@ -168,8 +217,12 @@ class QuantumBackedButler:
 
         Raises
         ------
+        DatastoreRootNotFoundError
+            If ``root`` is a path that does not exist (a `FileNotFoundError`);
+            make a new datastore with ``FileDatastore(root, create=True)``.
         ArgumentTypeError
-            If ``quantum`` is not a `Quantum` or ``log`` has a wrong type (a `TypeError`).
+            If ``quantum`` is not a `Quantum`, or ``log`` or ``metrics`` has a
+            wrong type (a `TypeError`).
         LogInUseError
             If ``log`` is a log object that already holds events.
         LogExistsError
@@ -186,7 +239,9 @@ class QuantumBackedButler:
             quantum.predicted_outputs,
             quantum.datastore_records,
         )
-        return cls(root, info, quantum.predicted_inputs, quantum.predicted_outputs, log, attempt)
+        return cls(
+            root, info, quantum.predicted_inputs, quantum.predicted_outputs, log, attempt, metrics
+        )
 
     @classmethod
     def from_predicted(
@@ -195,9 +250,11 @@ class QuantumBackedButler:
         predicted_inputs: Iterable[DatasetRef | uuid.UUID | str],
         predicted_outputs: Iterable[DatasetRef | uuid.UUID | str],
         *,
+        datastore_records: Mapping[str, Iterable[FileRecord | Mapping[str, Any]]] | None = None,
         log: LogArg = None,
         attempt: int = 0,
         quantum_id: uuid.UUID | None = None,
+        metrics: ButlerMetrics | None = None,
     ) -> QuantumBackedButler:
         """Make a butler from predicted datasets alone.
 
@@ -209,12 +266,18 @@ class QuantumBackedButler:
             Predicted inputs, as refs or bare dataset ids.
         predicted_outputs : `~collections.abc.Iterable`
             Predicted outputs, as refs or bare dataset ids.
+        datastore_records : `~collections.abc.Mapping` [`str`, iterable of `FileRecord`], optional
+            Datastore records of the inputs keyed by datastore name, as
+            `Quantum` takes them (e.g. from `FileDatastore.export_records`);
+            recorded in ``quantum_started`` and used to check retrieved artifacts.
         log : `EventLog`, `str`, `os.PathLike` or `None`, optional
             Where to record events.
         attempt : `int`, optional
             Attempt number, from 0.
         quantum_id : `uuid.UUID`, optional
             Id to record for the quantum; a new UUIDv7 by default.
+        metrics : `ButlerMetrics`, optional
+            Where to count reads and writes; a new one by default.
 
         Returns
         -------
@@ -226,6 +289,10 @@ class QuantumBackedButler:
         ------
         InvalidDefinitionError
             If an id is not a UUID, or a dataset is both input and output.
+        RecordTypeError
+            If a record names an unregistered record kind.
+        DatastoreRootNotFoundError
+            If ``root`` is a path that does not exist (a `FileNotFoundError`).
         """
         inputs = predicted_map(predicted_inputs, "predicted input")
         outputs = predicted_map(predicted_outputs, "predicted output")
@@ -235,8 +302,12 @@ class QuantumBackedButler:
                 f"Datasets {sorted(map(str, both))} are both predicted inputs and outputs."
             )
         qid = uuid7() if quantum_id is None else as_uuid(quantum_id, "Quantum id")
-        info = quantum_info(qid, None, {}, inputs, {}, outputs, {})
-        return cls(root, info, inputs, outputs, log, attempt)
+        records = {
+            name: [record_from_data(record) for record in group]
+            for name, group in (datastore_records or {}).items()
+        }
+        info = quantum_info(qid, None, {}, inputs, {}, outputs, records)
+        return cls(root, info, inputs, outputs, log, attempt, metrics)
 
     # -- properties ------------------------------------------------------
 
@@ -259,6 +330,15 @@ class QuantumBackedButler:
     def events(self) -> tuple[Event, ...]:
         """The events appended so far (`tuple` [`Event`, ...])."""
         return self._log.events
+
+    @property
+    def metrics(self) -> ButlerMetrics:
+        """Counts and times of reads and writes now being recorded (`ButlerMetrics`).
+
+        The object given to ``initialize``/``from_predicted``, or the one
+        `record_metrics` swapped in while its block runs.
+        """
+        return self._metrics
 
     @property
     def finished(self) -> bool:
@@ -284,6 +364,12 @@ class QuantumBackedButler:
             self._log.append(kind, payload)
             if rule is not None:
                 rule(*args)
+            # Metrics are counted where events are appended, so they agree
+            # with the log by construction.
+            if kind == "output_written":
+                self._metrics.increment_put(payload["duration_ns"] / 1e9)
+            elif kind in _READS and payload["ok"]:
+                self._metrics.increment_get(payload["duration_ns"] / 1e9)
 
     def _resolve(self, ref: DatasetRef) -> DatasetRef:
         # The id names the dataset: an existence check of a predicted id looks
@@ -422,7 +508,12 @@ class QuantumBackedButler:
         ref = _check_ref(ref)
         self._check_open()
         self._record("deferred_requested", {"dataset_id": ref.id}, self._reducer.deferred, ref.id)
-        return DeferredDatasetHandle(self, ref, parameters, storageClass)
+        return DeferredDatasetHandle(self._load_deferred, ref, parameters, storageClass)
+
+    def _load_deferred(
+        self, ref: DatasetRef, parameters: Mapping[str, Any] | None, storage_class: str | None
+    ) -> Any:
+        return self._read(ref, parameters, storage_class, "deferred_loaded")
 
     # -- existence -------------------------------------------------------
 
@@ -641,9 +732,7 @@ class QuantumBackedButler:
             If the quantum has finished.
         """
         refs = [_check_ref(ref) for ref in refs]
-        for name, flag in (("disassociate", disassociate), ("unstore", unstore), ("purge", purge)):
-            if not isinstance(flag, bool):
-                raise ArgumentTypeError(f"{name} must be a bool, got {flag!r}.")
+        _check_flags(disassociate=disassociate, unstore=unstore, purge=purge)
         tags = [tags] if isinstance(tags, str) else list(tags)
         self._check_open()
         removed: list[uuid.UUID] = []
@@ -689,6 +778,398 @@ class QuantumBackedButler:
         )
         if error is not None:
             raise error
+
+    # -- datastore surface -----------------------------------------------
+
+    def isWriteable(self) -> bool:
+        """Return whether ``put`` may be called: always `True`, as in the reference.
+
+        Returns
+        -------
+        writeable : `bool`
+            `True`.
+        """
+        return True
+
+    def get_datastore_names(self) -> tuple[str, ...]:
+        """Return the names of the datastores this butler reads and writes.
+
+        Returns
+        -------
+        names : `tuple` [`str`, ...]
+            The one datastore's name (``FileDatastore`` unless given another).
+        """
+        return (self._datastore.name,)
+
+    def get_datastore_roots(self) -> dict[str, Path]:
+        """Return the root directory of each datastore, by name.
+
+        Returns
+        -------
+        roots : `dict` [`str`, `pathlib.Path`]
+            ``{name: root}`` (the reference gives a ``ResourcePath``; a local
+            `pathlib.Path` is what it would point at).
+        """
+        return {self._datastore.name: self._datastore.root}
+
+    def getURI(self, ref: DatasetRef, /, *, predict: bool = False) -> ArtifactURI:
+        """Return the URI of a dataset's artifact, recording ``uri_requested``.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        predict : `bool`, optional
+            Return a predicted URI (``#predicted``) instead of raising when the
+            artifact does not exist.
+
+        Returns
+        -------
+        uri : `ArtifactURI`
+            A ``file://`` URI that is also a local path (`os.PathLike`).
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            If the artifact does not exist and ``predict`` is false (a
+            `FileNotFoundError`).
+        PathEscapeError
+            If the ref's path would leave the datastore root.
+        ButlerClosedError
+            If the quantum has finished.
+
+        Notes
+        -----
+        A URI lookup is not a read: it changes no provenance set. It is logged
+        because a task that knows a path can read the file behind the butler.
+        """
+        return self._uris([ref], predict, False)[ref].primaryURI
+
+    def getURIs(self, ref: DatasetRef, /, *, predict: bool = False) -> DatasetRefURIs:
+        """Return the primary and component URIs of a dataset; record ``uri_requested``.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        predict : `bool`, optional
+            As for `getURI`.
+
+        Returns
+        -------
+        uris : `DatasetRefURIs`
+            ``(primaryURI, componentURIs)``; the components are always empty,
+            since datasets are never disassembled here.
+
+        Raises
+        ------
+        ArtifactNotFoundError, PathEscapeError, ButlerClosedError
+            As for `getURI`.
+        """
+        return self._uris([ref], predict, False)[ref]
+
+    def get_many_uris(
+        self, refs: Iterable[DatasetRef], predict: bool = False, allow_missing: bool = False
+    ) -> dict[DatasetRef, DatasetRefURIs]:
+        """Return the URIs of many datasets, recording one ``uri_requested`` event.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            The datasets.
+        predict : `bool`, optional
+            Give predicted URIs for artifacts that do not exist.
+        allow_missing : `bool`, optional
+            Leave out datasets whose artifact does not exist instead of
+            raising (``predict`` takes precedence).
+
+        Returns
+        -------
+        uris : `dict` [`DatasetRef`, `DatasetRefURIs`]
+            The URIs of each dataset given (less those left out).
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            If an artifact does not exist and neither flag is set; the event
+            names every missing dataset.
+        PathEscapeError, ButlerClosedError
+            As for `getURI`.
+        """
+        return self._uris(refs, predict, allow_missing)
+
+    def _uris(
+        self, refs: Iterable[DatasetRef], predict: bool, allow_missing: bool
+    ) -> dict[DatasetRef, DatasetRefURIs]:
+        refs = [_check_ref(ref) for ref in refs]
+        _check_flags(predict=predict, allow_missing=allow_missing)
+        self._check_open()
+        datastore = self._datastore
+        result: dict[DatasetRef, DatasetRefURIs] = {}
+        missing: list[DatasetRef] = []
+        error: Exception | None = None
+        try:
+            for ref in refs:
+                target = self._resolve(ref)
+                found = datastore.exists(target)
+                if not found:
+                    missing.append(ref)
+                if found or predict:
+                    result[ref] = DatasetRefURIs(datastore.uri(target, predicted=not found), {})
+            if missing and not (predict or allow_missing):
+                first = missing[0]
+                raise ArtifactNotFoundError(
+                    errno.ENOENT,
+                    f"No artifact for {len(missing)} dataset(s), e.g. "
+                    f"{first.dataset_type.name} {first.id}; pass predict=True for predicted URIs",
+                    str(datastore.path(self._resolve(first))),
+                )
+        except Exception as err:
+            error = err
+        payload = {
+            "dataset_ids": [ref.id for ref in refs],
+            "predict": predict,
+            "missing": [ref.id for ref in missing],
+            "error": None if error is None else error_info(error),
+        }
+        self._record("uri_requested", payload)
+        if error is not None:
+            raise error
+        return result
+
+    def _known_records(self, refs: Iterable[DatasetRef]) -> dict[uuid.UUID, FileRecord]:
+        # What the bytes must match: records of outputs written here, then the
+        # input records the quantum came with.
+        known: dict[uuid.UUID, FileRecord] = {}
+        for ref in refs:
+            record = self._reducer.output_record(ref.id) or self._input_records.get(ref.id)
+            if record is not None:
+                known[ref.id] = record
+        return known
+
+    def retrieve_artifacts(
+        self,
+        refs: Iterable[DatasetRef],
+        destination: str | os.PathLike[str],
+        transfer: str = "auto",
+        preserve_path: bool = True,
+        overwrite: bool = False,
+    ) -> list[Path]:
+        """Place datasets' artifacts in a directory with an index; record ``artifacts_retrieved``.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            The datasets; an id given twice is retrieved once.
+        destination : `str` or `os.PathLike`
+            Directory; created if absent.
+        transfer : `str`, optional
+            ``auto`` (a copy), ``copy``, ``hardlink``, ``symlink`` or ``relsymlink``.
+        preserve_path : `bool`, optional
+            Keep each artifact's path relative to the datastore root; if
+            false, only its file name.
+        overwrite : `bool`, optional
+            Whether existing files may be replaced; if false, nothing is
+            retrieved when any target (or the index) exists.
+
+        Returns
+        -------
+        paths : `list` [`pathlib.Path`]
+            The retrieved artifacts, in the order given.
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            If an artifact does not exist.
+        ArtifactChecksumError
+            If an artifact's bytes do not match its datastore record (an
+            `OSError` naming the dataset).
+        ArtifactExistsError
+            If ``overwrite`` is false and a target exists, or two datasets
+            would land on one name (a `FileExistsError`).
+        PathEscapeError
+            If a ref's path would leave the datastore root.
+        InvalidDefinitionError
+            For an unknown transfer mode (refused before anything is recorded).
+        ButlerClosedError
+            If the quantum has finished.
+
+        Notes
+        -----
+        The destination also gets ``_index.json``: every ref (id, dataset
+        type, data ID, run) with its artifact's path, size, checksum and
+        datastore record, so the files can be ingested elsewhere without this
+        butler. Bytes are checked against the datastore record (of outputs
+        written by this butler, or of inputs given with the quantum) before
+        anything is published; in trust mode (no record) the index carries
+        what was read. Retrieval changes no provenance set.
+        """
+        refs = [_check_ref(ref) for ref in refs]
+        mode = resolve_mode(transfer)
+        _check_flags(preserve_path=preserve_path, overwrite=overwrite)
+        dest = _check_destination(destination)
+        self._check_open()
+        targets = [self._resolve(ref) for ref in refs]
+        paths: list[Path] = []
+        written: list[str] = []
+        error: Exception | None = None
+        try:
+            paths, names = retrieve_artifacts(
+                self._datastore,
+                targets,
+                self._known_records(targets),
+                dest,
+                transfer=mode,
+                preserve_path=preserve_path,
+                overwrite=overwrite,
+            )
+            written = [*names, INDEX_NAME]
+        except Exception as err:
+            error = err
+        self._record_retrieval(refs, dest, mode, preserve_path, overwrite, written, error)
+        return paths
+
+    def retrieve_artifacts_zip(
+        self,
+        refs: Iterable[DatasetRef],
+        destination: str | os.PathLike[str],
+        overwrite: bool = True,
+    ) -> Path:
+        """Write datasets' artifacts and their index into one zip; record ``artifacts_retrieved``.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            The datasets.
+        destination : `str` or `os.PathLike`
+            Directory of the zip; created if absent.
+        overwrite : `bool`, optional
+            Whether an existing zip of the same name may be replaced.
+
+        Returns
+        -------
+        path : `pathlib.Path`
+            The zip, named after the datasets' ids (the same ids give the same
+            name). Its members are the artifacts at their paths relative to the
+            datastore root (never absolute, never with ``..``) and ``_index.json``.
+
+        Raises
+        ------
+        ArtifactNotFoundError, ArtifactChecksumError, PathEscapeError, ButlerClosedError
+            As for `retrieve_artifacts`; no zip is published.
+        ArtifactExistsError
+            If ``overwrite`` is false and the zip exists.
+        """
+        refs = [_check_ref(ref) for ref in refs]
+        _check_flags(overwrite=overwrite)
+        dest = _check_destination(destination)
+        self._check_open()
+        targets = [self._resolve(ref) for ref in refs]
+        path = dest
+        written: list[str] = []
+        error: Exception | None = None
+        try:
+            path, _ = retrieve_artifacts_zip(
+                self._datastore, targets, self._known_records(targets), dest, overwrite=overwrite
+            )
+            written = [path.name]
+        except Exception as err:
+            error = err
+        self._record_retrieval(refs, dest, "zip", True, overwrite, written, error)
+        return path
+
+    def _record_retrieval(
+        self,
+        refs: list[DatasetRef],
+        destination: Path,
+        transfer: str,
+        preserve_path: bool,
+        overwrite: bool,
+        written: list[str],
+        error: Exception | None,
+    ) -> None:
+        payload = {
+            "dataset_ids": [ref.id for ref in refs],
+            "destination": str(destination),
+            "transfer": transfer,
+            "preserve_path": preserve_path,
+            "overwrite": overwrite,
+            "paths": written,
+            "error": None if error is None else error_info(error),
+        }
+        self._record("artifacts_retrieved", payload)
+        if error is not None:
+            raise error
+
+    def export_predicted_datastore_records(
+        self, refs: Iterable[DatasetRef]
+    ) -> dict[str, list[FileRecord]]:
+        """Return the records the quantum's datasets would have, without looking at the disk.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            Predicted inputs or outputs of this quantum.
+
+        Returns
+        -------
+        records : `dict` [`str`, `list` [`FileRecord`]]
+            ``{datastore name: [record, ...]}`` in the order given (empty for
+            no refs): path from the template, formatter and storage class, no
+            size or checksum (``record.predicted``).
+
+        Raises
+        ------
+        DatasetNotPredictedError
+            If a ref is neither a predicted input nor a predicted output (a
+            `ValueError`), or contradicts the quantum's ref of that id.
+        PathEscapeError
+            If a ref's path would leave the datastore root.
+
+        Notes
+        -----
+        Nothing is read and no existence is checked, so no event is recorded.
+        """
+        records: list[FileRecord] = []
+        for ref in map(_check_ref, refs):
+            predicted = self._inputs.get(ref.id, self._outputs.get(ref.id, ref))
+            if (ref.id not in self._inputs and ref.id not in self._outputs) or self._mismatch(
+                ref, predicted
+            ):
+                raise DatasetNotPredictedError(
+                    f"{ref!r} is neither a predicted input nor a predicted output of quantum "
+                    f"{self._quantum_id}."
+                )
+            records.append(self._datastore.predicted_record(predicted or ref))
+        return {self._datastore.name: records} if records else {}
+
+    @contextlib.contextmanager
+    def record_metrics(self, metrics: ButlerMetrics | None = None) -> Iterator[ButlerMetrics]:
+        """Count reads and writes into a fresh (or given) `ButlerMetrics` within a block.
+
+        Parameters
+        ----------
+        metrics : `ButlerMetrics`, optional
+            Where to count; a new, zeroed one by default.
+
+        Yields
+        ------
+        metrics : `ButlerMetrics`
+            The object counting while the block runs.
+
+        Notes
+        -----
+        As in the reference, the metrics in use before are put back when the
+        block ends and see nothing of what happened inside it; blocks nest.
+        """
+        new = _check_metrics(metrics)
+        with self._lock:
+            previous, self._metrics = self._metrics, new
+        try:
+            yield new
+        finally:
+            with self._lock:
+                self._metrics = previous
 
     # -- finishing -------------------------------------------------------
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .model import DatasetRef
 
-if TYPE_CHECKING:
-    from .butler import QuantumBackedButler
+__all__ = ["DeferredDatasetHandle", "DeferredLoader"]
 
-__all__ = ["DeferredDatasetHandle"]
+DeferredLoader = Callable[[DatasetRef, Mapping[str, Any] | None, str | None], Any]
+"""What a handle calls to load its dataset: ``loader(ref, parameters, storage_class)``.
+
+The butler hands its own recording read in, so this module needs no butler.
+"""
 
 
 class DeferredDatasetHandle:
@@ -18,8 +21,8 @@ class DeferredDatasetHandle:
 
     Parameters
     ----------
-    butler : `QuantumBackedButler`
-        The butler that made it.
+    loader : `DeferredLoader`
+        Reads the dataset and records ``deferred_loaded``; the butler's.
     ref : `DatasetRef`
         The dataset.
     parameters : `~collections.abc.Mapping`, optional
@@ -28,16 +31,16 @@ class DeferredDatasetHandle:
         Storage class given to ``getDeferred``.
     """
 
-    __slots__ = ("_butler", "_parameters", "_ref", "_storage_class")
+    __slots__ = ("_loader", "_parameters", "_ref", "_storage_class")
 
     def __init__(
         self,
-        butler: QuantumBackedButler,
+        loader: DeferredLoader,
         ref: DatasetRef,
         parameters: Mapping[str, Any] | None,
         storage_class: str | None,
     ) -> None:
-        self._butler = butler
+        self._loader = loader
         self._ref = ref
         # Kept as given: a malformed value is refused, and recorded, by the load.
         self._parameters = dict(parameters) if isinstance(parameters, Mapping) else parameters
@@ -88,9 +91,7 @@ class DeferredDatasetHandle:
             merged = {**given, **parameters}
         else:  # a malformed one is passed on, to be refused and recorded
             merged = given if not isinstance(given, Mapping) else parameters
-        return self._butler._read(
-            self._ref, merged or None, storageClass or self._storage_class, "deferred_loaded"
-        )
+        return self._loader(self._ref, merged or None, storageClass or self._storage_class)
 
     def __repr__(self) -> str:
         return f"DeferredDatasetHandle({self._ref!r})"

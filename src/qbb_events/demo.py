@@ -99,7 +99,7 @@ def run_demo(
         The executed quanta, in order.
     """
     root = Path(root)
-    datastore = FileDatastore(root / "repo")
+    datastore = FileDatastore(root / "repo", create=True)
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"_{time.time_ns() % 1_000_000:06d}"
     raw_run, run = f"demo/raw_{stamp}", f"demo/run_{stamp}"
     detector = 1

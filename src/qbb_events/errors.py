@@ -11,8 +11,12 @@ against the reference butler keep working::
     ├── PathEscapeError (ValueError)             a path would leave the datastore root
     ├── StorageClassError (TypeError)            object does not fit its storage class
     ├── BadReadRequestError (ValueError)         unknown parameter, wrong storage class
+    ├── DatasetNotPredictedError (ValueError)    a ref the quantum does not predict
     ├── ArtifactNotFoundError (FileNotFoundError, LookupError)
+    ├── DatastoreRootNotFoundError (FileNotFoundError)  a datastore root that does not exist
+    ├── ArtifactExistsError (FileExistsError)    retrieval would replace an existing file
     ├── UnreadableArtifactError (OSError)        artifact exists but cannot be decoded
+    │   └── ArtifactChecksumError (OSError)      artifact bytes differ from their record
     ├── DatastoreWriteError (OSError)            the disk refused a write
     ├── OutputNotPredictedError (RuntimeError)   put of a ref the quantum did not predict
     ├── OutputAlreadyStoredError (RuntimeError)  put of an output whose artifact exists
@@ -52,11 +56,15 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentTypeError",
+    "ArtifactChecksumError",
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
     "BadReadRequestError",
     "ButlerClosedError",
     "DatabaseError",
     "DatabaseIntegrityError",
+    "DatasetNotPredictedError",
+    "DatastoreRootNotFoundError",
     "DatastoreWriteError",
     "FoldError",
     "InvalidDataIdError",
@@ -133,6 +141,30 @@ class ArtifactNotFoundError(QbbEventsError, FileNotFoundError, LookupError):
 
 class UnreadableArtifactError(QbbEventsError, OSError):
     """The artifact exists but cannot be decoded (truncated, corrupt, wrong format)."""
+
+
+class ArtifactChecksumError(UnreadableArtifactError):
+    """An artifact's bytes do not match the size or checksum of its datastore record.
+
+    Raised by artifact retrieval before anything is published at the destination.
+    """
+
+
+class DatasetNotPredictedError(QbbEventsError, ValueError):
+    """A ref is neither a predicted input nor a predicted output of the quantum."""
+
+
+class DatastoreRootNotFoundError(QbbEventsError, FileNotFoundError):
+    """A datastore root that does not exist (or is not a directory) was given.
+
+    A mistyped root would otherwise look like an empty datastore, and every
+    input would be recorded as unavailable; create one explicitly with
+    ``FileDatastore(root, create=True)``.
+    """
+
+
+class ArtifactExistsError(QbbEventsError, FileExistsError):
+    """Retrieving artifacts with ``overwrite=False`` would replace an existing file."""
 
 
 class DatastoreWriteError(QbbEventsError, OSError):

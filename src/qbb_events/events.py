@@ -48,6 +48,7 @@ __all__ = [
     "EVENT_KINDS",
     "GENESIS_HASH",
     "SCHEMA_VERSION",
+    "ArtifactsRetrieved",
     "Caveat",
     "DatasetTypeInfo",
     "DatasetsPruned",
@@ -66,6 +67,7 @@ __all__ = [
     "QuantumStarted",
     "ReadFailure",
     "RefInfo",
+    "UriRequested",
     "canonical_json",
     "chain_hash",
     "event_body",
@@ -88,6 +90,8 @@ EventKind = Literal[
     "output_written",
     "output_rejected",
     "datasets_pruned",
+    "uri_requested",
+    "artifacts_retrieved",
     "quantum_finished",
 ]
 
@@ -303,6 +307,67 @@ Caveat = Literal["no_work", "any_outputs_missing", "all_outputs_missing", "parti
 _HARNESS_FIELDS: Final = ("caveats", "traceback", "host", "pid")
 
 
+class UriRequested(_Envelope):
+    """``getURI``/``getURIs``/``get_many_uris``: the task learnt where artifacts are.
+
+    Not a read: it changes no provenance set. It is recorded because a task
+    that knows a path can read the file behind the butler's back.
+
+    Parameters
+    ----------
+    dataset_ids : `tuple` [`uuid.UUID`, ...]
+        The datasets asked for.
+    predict : `bool`
+        Whether predicted URIs were allowed for missing artifacts.
+    missing : `tuple` [`uuid.UUID`, ...]
+        Those whose artifact was not found (given a predicted URI, skipped, or
+        the cause of ``error``).
+    error : `ErrorInfo` or `None`
+        Why the call raised, if it did.
+    """
+
+    kind: Literal["uri_requested"] = "uri_requested"
+    dataset_ids: tuple[uuid.UUID, ...]
+    predict: bool
+    missing: tuple[uuid.UUID, ...]
+    error: ErrorInfo | None
+
+
+class ArtifactsRetrieved(_Envelope):
+    """``retrieve_artifacts``/``retrieve_artifacts_zip``: artifacts copied out.
+
+    Changes no provenance set: retrieving is not reading through the butler.
+
+    Parameters
+    ----------
+    dataset_ids : `tuple` [`uuid.UUID`, ...]
+        The datasets asked for.
+    destination : `str`
+        Absolute path of the destination directory.
+    transfer : `str`
+        ``copy``, ``hardlink``, ``symlink``, ``relsymlink`` (``auto`` is
+        recorded as the mode it chose) or ``zip``.
+    preserve_path : `bool`
+        Whether paths relative to the datastore root were kept.
+    overwrite : `bool`
+        Whether existing files could be replaced.
+    paths : `tuple` [`str`, ...]
+        What was written, relative to ``destination``: the artifacts (or the
+        zip), then the index; empty when the call raised.
+    error : `ErrorInfo` or `None`
+        Why the call raised, if it did.
+    """
+
+    kind: Literal["artifacts_retrieved"] = "artifacts_retrieved"
+    dataset_ids: tuple[uuid.UUID, ...]
+    destination: str
+    transfer: Literal["copy", "hardlink", "symlink", "relsymlink", "zip"]
+    preserve_path: bool
+    overwrite: bool
+    paths: tuple[str, ...]
+    error: ErrorInfo | None
+
+
 class QuantumFinished(_Envelope):
     """The quantum ended; the log is sealed after this event.
 
@@ -343,6 +408,8 @@ Event = Annotated[
     | OutputWritten
     | OutputRejected
     | DatasetsPruned
+    | UriRequested
+    | ArtifactsRetrieved
     | QuantumFinished,
     Field(discriminator="kind"),
 ]

@@ -172,6 +172,9 @@ class ProvenanceReducer:
         elif isinstance(event, QuantumFinished):
             self.finished(event.status)
         # output_rejected changes nothing: the rejected put wrote nothing.
+        # uri_requested and artifacts_retrieved change nothing either: learning
+        # a path or copying an artifact out is not a read through the butler,
+        # so it neither proves use nor observes availability.
 
     # -- the rules -------------------------------------------------------
 
@@ -237,6 +240,21 @@ class ProvenanceReducer:
     def finished(self, status: Status) -> None:
         """Rule for ``quantum_finished``: the status."""
         self._status = status
+
+    def output_record(self, dataset_id: uuid.UUID) -> FileRecord | None:
+        """Return the record of an output written and still stored, if any.
+
+        Parameters
+        ----------
+        dataset_id : `uuid.UUID`
+            A predicted output.
+
+        Returns
+        -------
+        record : `FileRecord` or `None`
+            Its record, or `None` if it was not written or was unstored.
+        """
+        return self._outputs.get(dataset_id)
 
     # -- result ----------------------------------------------------------
 

@@ -35,10 +35,13 @@ class FileRecord(BaseModel):
         Name of the formatter that wrote it (``json``, ``parquet``, ``bytes``).
     storage_class : `str`
         Storage class of the dataset type.
-    file_size : `int`
-        Size of the artifact in bytes.
-    checksum : `str`
-        ``sha256:`` followed by the hex digest of the artifact's bytes.
+    file_size : `int` or `None`
+        Size of the artifact in bytes; `None` in a *predicted* record (one
+        describing an artifact that may not exist yet, see
+        ``QuantumBackedButler.export_predicted_datastore_records``).
+    checksum : `str` or `None`
+        ``sha256:`` followed by the hex digest of the artifact's bytes; `None`
+        in a predicted record.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,8 +52,13 @@ class FileRecord(BaseModel):
     path: str = Field(min_length=1)
     formatter: str = Field(min_length=1)
     storage_class: str = Field(min_length=1)
-    file_size: int = Field(ge=0)
-    checksum: str = Field(pattern=_CHECKSUM_PATTERN)
+    file_size: int | None = Field(default=None, ge=0)
+    checksum: str | None = Field(default=None, pattern=_CHECKSUM_PATTERN)
+
+    @property
+    def predicted(self) -> bool:
+        """Whether this record only predicts its artifact (no size or checksum) (`bool`)."""
+        return self.file_size is None or self.checksum is None
 
 
 # The explicit registry of record kinds: adding a datastore kind means adding

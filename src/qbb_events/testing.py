@@ -120,7 +120,8 @@ def make_quantum_butler(
     data_id = {} if data_id is None else data_id
     # A Quantum reads a mapping as dataset type name -> refs: hand it the refs alone.
     draft = Quantum(task_label, data_id, list(inputs), outputs, init_inputs=list(init_inputs))
-    datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
+    # A test helper sets up a repository, so it makes the root (the butler never does).
+    datastore = root if isinstance(root, FileDatastore) else FileDatastore(root, create=True)
     records = [
         datastore.put(obj, ref)
         for ref, obj in (*inputs.items(), *init_inputs.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from qbb_events import Quantum, QuantumBackedButler, SyncPolicy
+from qbb_events import FileDatastore, Quantum, QuantumBackedButler, SyncPolicy
 from qbb_events.logs.sqlite import SqliteEventStore
 
 
@@ -24,7 +24,9 @@ def append_events(
 ) -> None:
     """Claim a quantum in the store at ``path``, wait for ``start``, append ``count`` events."""
     with SqliteEventStore(path, sync=SyncPolicy.group(max_events=max_events)) as store:
-        butler = QuantumBackedButler.initialize(root, empty_quantum(quantum_id), log=store.log())
+        butler = QuantumBackedButler.initialize(
+            FileDatastore(root, create=True), empty_quantum(quantum_id), log=store.log()
+        )
         # Every process has opened the file and claimed its quantum before any
         # appends, so the appends really overlap.
         start.wait()
@@ -37,7 +39,9 @@ def append_events(
 def append_until_killed(path: str, root: str, quantum_id: str, committed: int, ready: Any) -> None:
     """Append forever, setting ``ready`` once ``committed`` events are surely committed."""
     store = SqliteEventStore(path, sync=SyncPolicy.group(max_events=100, max_delay_ms=60_000))
-    butler = QuantumBackedButler.initialize(root, empty_quantum(quantum_id), log=store.log())
+    butler = QuantumBackedButler.initialize(
+        FileDatastore(root, create=True), empty_quantum(quantum_id), log=store.log()
+    )
     append = butler.log.append
     index = 0
     while True:

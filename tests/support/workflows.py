@@ -32,8 +32,13 @@ def run_workflow(
     *,
     attempt: int = 0,
     quantum_id: uuid.UUID | None = None,
+    retrieve_to: Path | None = None,
 ) -> QuantumBackedButler:
     """Run a butler through one call of every event kind, logging to ``log``, and close it.
+
+    The audit-only kinds (``uri_requested``, ``artifacts_retrieved``) are
+    appended only when ``retrieve_to`` names a directory to retrieve into, so
+    the logs of the other tests keep their thirteen events.
 
     The quantum carries non-ASCII text (task label, data ID) so logs hold UTF-8.
     """
@@ -44,7 +49,7 @@ def run_workflow(
     out_a = DatasetRef(calexp, {"visit": 1, "detector": 0}, RUN)
     out_b = DatasetRef(calexp, {"visit": 1, "detector": 1}, RUN)
     stray = DatasetRef(calexp, {"visit": 9, "detector": 9}, RUN)
-    datastore = FileDatastore(root)
+    datastore = FileDatastore(root, create=True)
     if not datastore.exists(present):
         datastore.put(PRESENT_VALUE, present)
     quantum = Quantum(
@@ -68,6 +73,9 @@ def run_workflow(
     with pytest.raises(OutputNotPredictedError):
         butler.put({"result": []}, stray)
     butler.pruneDatasets([out_b], disassociate=False, unstore=True)
+    if retrieve_to is not None:
+        assert butler.getURI(missing, predict=True).predicted
+        butler.retrieve_artifacts([present, out_a], retrieve_to, overwrite=True)
     butler.close()
     return butler
 

@@ -7,22 +7,27 @@ import errno
 import hashlib
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import (
     ArtifactNotFoundError,
     BadReadRequestError,
+    DatastoreRootNotFoundError,
     DatastoreWriteError,
     OutputAlreadyStoredError,
 )
 from ..model import DatasetRef
 from ..records import FileRecord
+from ._uri import ArtifactURI
 from .formatters import FORMATTERS, Formatter, check_parameters
 from .templates import DEFAULT_TEMPLATE, PathTemplate
 
-__all__ = ["FileDatastore"]
+__all__ = ["DEFAULT_DATASTORE_NAME", "FileDatastore", "file_digest"]
+
+DEFAULT_DATASTORE_NAME = "FileDatastore"
+"""Name a `FileDatastore` writes in its records unless given another."""
 
 _CHUNK = 8 << 20
 # Rendering a template costs more than the stat it leads to, so paths are
@@ -41,14 +46,24 @@ class FileDatastore:
     Parameters
     ----------
     root : `str` or `os.PathLike`
-        Root directory; created if absent.
+        Root directory. It must exist unless ``create`` is true.
     name : `str`, optional
-        Datastore name written in records.
+        Datastore name written in records and used as the key of record
+        mappings; `DEFAULT_DATASTORE_NAME` (``"FileDatastore"``) by default, so
+        records written by any process agree without configuration.
     template : `str`, optional
         Path template (see `PathTemplate`).
     fsync : `bool`, optional
         Whether to ``fsync`` each artifact before publishing it. Writes are
         atomic either way; ``fsync`` adds durability across power loss.
+    create : `bool`, optional
+        Create the root directory (and its parents) if it does not exist.
+
+    Raises
+    ------
+    DatastoreRootNotFoundError
+        If the root does not exist (and ``create`` is false) or is not a
+        directory (a `FileNotFoundError`).
 
     Notes
     -----
@@ -64,13 +79,24 @@ class FileDatastore:
         self,
         root: str | os.PathLike[str],
         *,
-        name: str = "FileDatastore",
+        name: str = DEFAULT_DATASTORE_NAME,
         template: str = DEFAULT_TEMPLATE,
         fsync: bool = False,
+        create: bool = False,
     ) -> None:
         self._template = PathTemplate(template)  # checked before anything is created
         self._root = Path(root).absolute()
-        self._root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self._root.mkdir(parents=True, exist_ok=True)
+        elif not self._root.is_dir():
+            # A mistyped root must not pass for an empty datastore: every input
+            # would then be recorded as unavailable, with no error.
+            what = "is not a directory" if self._root.exists() else "does not exist"
+            raise DatastoreRootNotFoundError(
+                errno.ENOENT,
+                f"Datastore root {what} (FileDatastore(root, create=True) makes a new one)",
+                str(self._root),
+            )
         self._prefix = str(self._root) + os.sep
         self._name = name
         self._fsync = fsync
@@ -143,6 +169,127 @@ class FileDatastore:
             Where the artifact is, or would be.
         """
         return self._root / self.relative_path(ref)
+
+    def uri(self, ref: DatasetRef, *, predicted: bool = False) -> ArtifactURI:
+        """Return the ``file://`` URI of a ref's artifact, without checking it exists.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        predicted : `bool`, optional
+            Mark the URI as predicted (its artifact is not known to exist).
+
+        Returns
+        -------
+        uri : `ArtifactURI`
+            The artifact's URI.
+
+        Raises
+        ------
+        PathEscapeError
+            If the ref's path would leave the root.
+        """
+        return ArtifactURI(self._prefix + self.relative_path(ref), predicted=predicted)
+
+    def predicted_record(self, ref: DatasetRef) -> FileRecord:
+        """Return the record a ref's artifact would have, without touching the disk.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+
+        Returns
+        -------
+        record : `FileRecord`
+            Path from the template, formatter and storage class; no size or
+            checksum (``record.predicted`` is true).
+
+        Raises
+        ------
+        PathEscapeError
+            If the ref's path would leave the root.
+        """
+        formatter = self.formatter(ref)
+        return FileRecord(
+            dataset_id=ref.id,
+            datastore_name=self._name,
+            path=self.relative_path(ref),
+            formatter=formatter.name,
+            storage_class=formatter.storage_class,
+        )
+
+    def record(self, ref: DatasetRef) -> FileRecord:
+        """Return the record of an artifact that exists, reading it to compute its checksum.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+
+        Returns
+        -------
+        record : `FileRecord`
+            Path, formatter, size and checksum, as `put` would have returned.
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            If no artifact is stored.
+        PathEscapeError
+            If the ref's path would leave the root.
+        """
+        predicted = self.predicted_record(ref)
+        path = self._prefix + predicted.path
+        try:
+            size, checksum = file_digest(path)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                errno.ENOENT, f"No artifact for {ref.dataset_type.name} {ref.id}", path
+            ) from None
+        return predicted.model_copy(update={"file_size": size, "checksum": checksum})
+
+    def export_records(self, refs: Iterable[DatasetRef]) -> dict[str, list[FileRecord]]:
+        """Return the records of the artifacts that exist, keyed by datastore name.
+
+        Describes files written by anything (raw data, a previous run) so that
+        they can be given to a `Quantum` or ``from_predicted`` as input records,
+        or ingested into a registry.
+
+        Parameters
+        ----------
+        refs : `~collections.abc.Iterable` [`DatasetRef`]
+            The datasets.
+
+        Returns
+        -------
+        records : `dict` [`str`, `list` [`FileRecord`]]
+            ``{self.name: [record, ...]}`` in the order of ``refs``, one record
+            per dataset whose artifact exists; datasets without an artifact are
+            left out (empty dict when none exists).
+
+        Raises
+        ------
+        PathEscapeError
+            If a ref's path would leave the root.
+
+        Notes
+        -----
+        Size and checksum are computed by reading each artifact in chunks, so
+        memory stays bounded whatever the artifacts' sizes.
+        """
+        found: list[FileRecord] = []
+        seen: set[DatasetRef] = set()
+        for ref in refs:
+            if ref in seen:
+                continue
+            seen.add(ref)
+            try:
+                found.append(self.record(ref))
+            except ArtifactNotFoundError:
+                continue
+        return {self._name: found} if found else {}
 
     # -- existence -------------------------------------------------------
 
@@ -388,6 +535,28 @@ class FileDatastore:
 
     def __repr__(self) -> str:
         return f"FileDatastore({str(self._root)!r}, name={self._name!r})"
+
+
+def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """Return the size and the ``sha256:`` checksum of a file, read in chunks.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The file.
+
+    Returns
+    -------
+    size : `int`
+        Its size in bytes.
+    checksum : `str`
+        ``sha256:`` and the hex digest of its bytes, as in a `FileRecord`.
+    """
+    with open(path, "rb") as stream:
+        # hashlib reads the file itself, in C, with a bounded buffer.
+        digest = hashlib.file_digest(stream, "sha256")
+        size = stream.tell()
+    return size, "sha256:" + digest.hexdigest()
 
 
 def _unlink_quietly(path: str) -> None:

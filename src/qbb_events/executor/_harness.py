@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .._metrics import ButlerMetrics
 from ..butler import QuantumBackedButler
 from ..datastore import FileDatastore
 from ..errors import (
@@ -157,7 +158,7 @@ def execute_quantum(
     attempt: int | None = None,
     skip_existing: bool = True,
     clobber: bool = True,
-    metrics: Any = None,
+    metrics: ButlerMetrics | None = None,
     sync: SyncPolicy | None = None,
     upstream_failed: Collection[uuid.UUID] = (),
 ) -> QuantumReport:
@@ -184,9 +185,9 @@ def execute_quantum(
         Remove outputs an earlier, unsuccessful attempt left behind (with
         ``pruneDatasets(purge=True)``, logged) before running; without it
         such a quantum fails.
-    metrics : `object`, optional
-        Butler metrics handed to the butler (reserved: recorded once the
-        butler accepts them).
+    metrics : `ButlerMetrics`, optional
+        Counts and times of the task's gets and puts, accumulated by the
+        butler (one object may gather many quanta).
     upstream_failed : `~collections.abc.Collection` [`uuid.UUID`], optional
         Inputs whose producing quantum failed or was killed: the quantum is
         blocked by them even if their files exist, so a failed quantum's
@@ -221,7 +222,6 @@ def execute_quantum(
     which is retried as if killed. Peak memory is this quantum's own where the platform can reset
     the process peak (Linux); elsewhere it is the process's lifetime peak.
     """
-    del metrics  # accepted for the pinned signature; see Notes of the module
     logs = Path(log)
     logs.mkdir(parents=True, exist_ok=True)
     datastore = root if isinstance(root, FileDatastore) else FileDatastore(root)
@@ -261,6 +261,7 @@ def execute_quantum(
         quantum,
         log=JsonLinesEventLog(path, sync=sync or SyncPolicy.on_close()),
         attempt=attempt,
+        metrics=metrics,
     )
     with butler:
         if decision == "clobber":

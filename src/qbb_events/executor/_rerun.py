@@ -112,6 +112,7 @@ def _checksums(provenance: QuantumProvenanceData) -> dict[uuid.UUID, str]:
         record.dataset_id: record.checksum
         for records in provenance.datastore_records.values()
         for record in records
+        if record.checksum is not None
     }
 
 
@@ -153,7 +154,7 @@ def rerun_quantum(
     datastore = FileDatastore(root)
     attempt, original = _last_success(Path(logs), quantum)
     where = Path(tempfile.mkdtemp(prefix="qbb-rerun-") if scratch is None else scratch)
-    copy = FileDatastore(where / "repo")
+    copy = FileDatastore(where / "repo", create=True)
     for dataset_id in original.actual_inputs:
         ref = quantum.predicted_inputs[dataset_id]
         target = copy.path(ref)

@@ -342,7 +342,7 @@ def run_pipeline(
         chosen.plan(chosen.data_ids(quanta), run=run), run=run, pipeline=chosen.name
     )
     graph.save(root / "graph")
-    datastore = FileDatastore(root / "repo")
+    datastore = FileDatastore(root / "repo", create=True)
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     phases["plan"] = time.perf_counter() - start

@@ -26,6 +26,8 @@ ENVELOPE = frozenset(
 """Fields every event has; ``prev_hash`` and ``hash`` are rebuilt, not stored."""
 
 _READ = ("input_read", "deferred_loaded")
+# Kinds naming a list of datasets: one row per dataset, in ``item`` order.
+_MANY = ("existence_checked", "datasets_pruned", "uri_requested", "artifacts_retrieved")
 _ONE_DATASET = (*_READ, "deferred_requested", "input_marked_unused", "output_written")
 _RECORD_FIELDS = ("record_type", "datastore_name", "path", "formatter", "storage_class")
 _NULL_ROW: Row = {
@@ -60,7 +62,7 @@ def _columns(kind: str, payload: dict[str, Any]) -> list[Row]:
     rest = dict(payload)
     row: Row = dict(_NULL_ROW)
     rows = [row]
-    if kind == "existence_checked" or kind == "datasets_pruned":
+    if kind in _MANY:
         ids = rest.pop("dataset_ids")
         results = rest.pop("results") if kind == "existence_checked" else None
         rows = []
@@ -180,7 +182,7 @@ def _payload(kind: str, rows: Sequence[Row]) -> dict[str, Any]:
     payload: dict[str, Any] = orjson.loads(extra) if extra else {}
     if first["item"] == -2:
         return payload
-    if kind == "existence_checked" or kind == "datasets_pruned":
+    if kind in _MANY:
         real = [] if first["item"] == -1 else list(rows)
         payload["dataset_ids"] = [row["dataset_id"] for row in real]
         if kind == "existence_checked":
