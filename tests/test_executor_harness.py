@@ -13,6 +13,7 @@ import pytest
 import structlog
 
 from qbb_events import (
+    ButlerMetrics,
     DatasetRef,
     DatasetType,
     FileDatastore,
@@ -98,6 +99,8 @@ def test_a_task_that_succeeds(root: FileDatastore, tmp_path: Path) -> None:
     assert finished.cpu_ns > 0
     assert finished.peak_rss_bytes > 0
     assert report.wall_ns == finished.wall_ns
+    assert report.metrics is not None
+    assert (report.metrics.n_get, report.metrics.n_put) == (1, 2)
     assert verify_logs([tmp_path / "logs"]).ok
 
 
@@ -336,3 +339,13 @@ def test_inputs_left_by_a_failed_upstream_quantum_block(
     )
     assert (report.status, task.calls) == ("blocked", 0)
     assert report.missing_inputs == (quantum.inputs[0].id,)
+
+
+def test_metrics_gather_many_quanta(root: FileDatastore, tmp_path: Path) -> None:
+    metrics = ButlerMetrics()
+    for index in range(3):
+        execute_quantum(
+            Recorder(double), _quantum(index), root, log=tmp_path / "l", metrics=metrics
+        )
+    assert (metrics.n_get, metrics.n_put) == (3, 3)
+    assert metrics.time_in_get > 0

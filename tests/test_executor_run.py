@@ -68,6 +68,7 @@ def test_run_with_failure_injection_loses_nothing(tmp_path: Path) -> None:
             if outcome["status"] != "aborted":
                 written = fold(read_log(out / "logs" / f"{quantum.id}.{last}.jsonl")).actual_outputs
             assert len(written) == outcome["written"]
+            assert outcome["n_put"] == (0 if outcome["status"] == "aborted" else len(written))
             for ref in quantum.outputs:
                 in_registry = registry.get_dataset(ref.id) is not None
                 assert in_registry == (ref.id in written), ref

@@ -62,6 +62,11 @@ def _print_run(console: Console, report: RunReport) -> None:
         f"datasets written: {written}   inputs missing: {missing}   inputs unused: {unused}   "
         f"aborted attempts: {report.logs_aborted}"
     )
+    gets = sum(o.n_get for o in report.quanta)
+    puts = sum(o.n_put for o in report.quanta)
+    get_s = sum(o.time_in_get for o in report.quanta)
+    put_s = sum(o.time_in_put for o in report.quanta)
+    console.print(f"butler: {gets} gets in {get_s:.2f} s, {puts} puts in {put_s:.2f} s")
     console.print(
         "time: " + "   ".join(f"{name} {seconds:.2f} s" for name, seconds in report.phases.items())
     )

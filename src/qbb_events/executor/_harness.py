@@ -95,6 +95,8 @@ class QuantumReport(BaseModel):
         The log of this attempt.
     provenance : `QuantumProvenanceData`
         The fold of that log.
+    metrics : `ButlerMetrics` or `None`
+        Gets and puts of the task, with their times (`None` for a skip).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -116,6 +118,7 @@ class QuantumReport(BaseModel):
     peak_rss_bytes: int = 0
     log_path: str
     provenance: QuantumProvenanceData
+    metrics: ButlerMetrics | None = None
 
     @property
     def ok(self) -> bool:
@@ -186,8 +189,9 @@ def execute_quantum(
         ``pruneDatasets(purge=True)``, logged) before running; without it
         such a quantum fails.
     metrics : `ButlerMetrics`, optional
-        Counts and times of the task's gets and puts, accumulated by the
-        butler (one object may gather many quanta).
+        Where the butler counts and times the task's gets and puts (one
+        object may gather many quanta); a fresh one by default. The report
+        holds a copy as it stands after this quantum.
     upstream_failed : `~collections.abc.Collection` [`uuid.UUID`], optional
         Inputs whose producing quantum failed or was killed: the quantum is
         blocked by them even if their files exist, so a failed quantum's
@@ -255,6 +259,7 @@ def execute_quantum(
         if partial and clobber:
             decision = "clobber"
     path = logs / log_file_name(quantum.id, attempt)
+    metrics = ButlerMetrics() if metrics is None else metrics
     reset_peak_memory()
     butler = QuantumBackedButler.initialize(
         datastore,
@@ -289,6 +294,7 @@ def execute_quantum(
         peak_rss_bytes=getattr(finished, "peak_rss_bytes", 0),
         log_path=str(path),
         provenance=provenance,
+        metrics=metrics.model_copy(),
         **result,
     )
 

@@ -56,6 +56,10 @@ class QuantumOutcome(BaseModel):
         Outputs the last attempt wrote.
     missing_inputs, unused_inputs : `int`
         Predicted inputs found missing, and found but not used.
+    n_get, n_put : `int`
+        Successful reads and writes of the last attempt (`ButlerMetrics`).
+    time_in_get, time_in_put : `float`
+        Seconds they took.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -68,6 +72,10 @@ class QuantumOutcome(BaseModel):
     written: int = 0
     missing_inputs: int = 0
     unused_inputs: int = 0
+    n_get: int = 0
+    n_put: int = 0
+    time_in_get: float = 0.0
+    time_in_put: float = 0.0
 
 
 class RunReport(BaseModel):
@@ -147,6 +155,7 @@ def _outcome(report: QuantumReport, attempts: int, aborted: list[int]) -> Quantu
         written=len(p.actual_outputs),
         missing_inputs=len(p.unavailable_inputs),
         unused_inputs=len(p.available_inputs - p.actual_inputs),
+        **({} if report.metrics is None else report.metrics.model_dump()),
     )
 
 
