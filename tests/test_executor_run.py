@@ -84,7 +84,14 @@ def test_run_with_failure_injection_loses_nothing(tmp_path: Path) -> None:
 def test_run_prints_a_summary_and_where_to_look(tmp_path: Path) -> None:
     code, output = _run("run", "--out", str(tmp_path / "run"), "--quanta", "15", "--workers", "1")
     assert code == 0, output
-    for text in ("measure", "datasets written", "registry", "parquet", "qbb-events rerun"):
+    for text in (
+        "measure",
+        "datasets written",
+        "registry",
+        "parquet",
+        "qbb-events rerun",
+        "(measure)",
+    ):
         assert text in output
 
 

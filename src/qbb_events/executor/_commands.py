@@ -84,10 +84,14 @@ def _print_run(console: Console, report: RunReport) -> None:
     console.print(f"  parquet    {report.parquet}   (DuckDB, pandas, Polars: docs/parquet.md)")
     if report.registry is not None:
         console.print(f"  registry   {report.registry}")
-    console.print(
-        f"  one quantum: qbb-events rerun {report.graph} QUANTUM_ID "
-        f"--root {report.datastore} --logs {report.logs}"
-    )
+    # A quantum that was given inputs it did not use is the interesting one to re-run.
+    succeeded = [o for o in report.quanta if o.status == "succeeded"]
+    example = next((o for o in succeeded if o.unused_inputs), succeeded[0] if succeeded else None)
+    if example is not None:
+        console.print(
+            f"  re-run one on its actual inputs ({example.task_label}): qbb-events rerun "
+            f"{report.graph} {example.quantum_id} --root {report.datastore} --logs {report.logs}"
+        )
 
 
 @click.command("run")
