@@ -91,7 +91,7 @@ def test_another_schema_version_is_refused_naming_both(registry_url: str) -> Non
 
 
 def _two_quanta(root: Path) -> tuple[FileDatastore, list[Quantum], list[QuantumProvenanceData]]:
-    datastore = FileDatastore(root / "repo")
+    datastore = FileDatastore(root / "repo", create=True)
     raw_type = DatasetType("raw", "json", ("visit",))
     calexp_type = DatasetType("calexp", "json", ("visit",))
     summary_type = DatasetType("summary", "json", ())
@@ -181,7 +181,7 @@ TRICKY = [
 
 
 def test_tricky_names_and_values_round_trip(registry_url: str, tmp_path: Path) -> None:
-    datastore = FileDatastore(tmp_path / "repo")
+    datastore = FileDatastore(tmp_path / "repo", create=True)
     quanta, provenance, refs = [], [], []
     for index, value in enumerate(TRICKY):
         dataset_type = DatasetType(f"t_{index}.under_score__x", "json", ("band", "n"))

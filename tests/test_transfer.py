@@ -310,7 +310,7 @@ def test_conflicts_are_reported_and_nothing_is_overwritten(
     same_key_other_id = DatasetRef(calexp, {"visit": 1}, "c/run")
     other_type = DatasetRef(DatasetType("calexp", "bytes", ("visit",)), {"visit": 3}, "c/run")
     with Registry.create(registry_url) as registry:
-        q, p = _one_output(FileDatastore(tmp_path / "a"), first, {"v": 1})
+        q, p = _one_output(FileDatastore(tmp_path / "a", create=True), first, {"v": 1})
         assert registry.collect_and_transfer([q], [p]).datasets_new == 1
         before = dump(registry_url)
         records = registry.datastore_records([first.id])
@@ -320,7 +320,7 @@ def test_conflicts_are_reported_and_nothing_is_overwritten(
             ("d", other_type, b"x"),
             ("e", first, {"v": "another artifact"}),
         ):
-            q2, p2 = _one_output(FileDatastore(tmp_path / root), ref, value)
+            q2, p2 = _one_output(FileDatastore(tmp_path / root, create=True), ref, value)
             report = registry.collect_and_transfer([q2], [p2])
             assert not report.ok
             assert report.datasets_new == 0
@@ -345,7 +345,9 @@ def test_a_quantum_attempt_from_another_log_is_a_conflict(
         ref = DatasetRef(calexp, {"visit": 1}, f"{name}/run")
         quantum = Quantum("writer", {}, [], [ref], id=quantum_id)
         path = tmp_path / f"{name}.jsonl"
-        with QuantumBackedButler.initialize(FileDatastore(tmp_path / name), quantum, log=path) as b:
+        with QuantumBackedButler.initialize(
+            FileDatastore(tmp_path / name, create=True), quantum, log=path
+        ) as b:
             b.put({"v": name}, ref)
         logs.append(path)
     with Registry.create(registry_url) as registry:

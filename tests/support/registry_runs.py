@@ -88,7 +88,7 @@ def three_task_run(
 ) -> GeneratedRun:
     """Execute the three-task run in ``root``."""
     rng = random.Random(seed)
-    generated = GeneratedRun(root, FileDatastore(root / "repo"), [], [], [])
+    generated = GeneratedRun(root, FileDatastore(root / "repo", create=True), [], [], [])
     raws = [DatasetRef(RAW, {"exposure": e}, "gen/raw") for e in range(exposures)]
     for exposure, ref in enumerate(raws[:-1]):
         generated.datastore.put({"v": exposure}, ref)
