@@ -149,3 +149,40 @@ def test_upcasting_never_changes_the_stored_data(
     _as_version_2(monkeypatch, [])
     read_log(path)
     assert path.read_bytes() == V1_LOG.read_bytes()
+
+
+def test_audit_kinds_continue_an_upcast_v1_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The v1 fixture, resumed under a newer version, takes the audit-only
+    # kinds: the chain verifies, and they change no provenance set.
+    path = tmp_path / "partial.jsonl"
+    path.write_bytes(b"".join(V1_LOG.read_bytes().splitlines(keepends=True)[:12]))
+    _as_version_2(monkeypatch, [])
+    log = JsonLinesEventLog(path, resume=True)
+    try:
+        dataset_id = log.events[1].dataset_ids[0]
+        log.append(
+            "uri_requested",
+            {"dataset_ids": [dataset_id], "predict": False, "missing": [], "error": None},
+        )
+        log.append(
+            "artifacts_retrieved",
+            {
+                "dataset_ids": [dataset_id],
+                "destination": str(tmp_path / "out"),
+                "transfer": "hardlink",
+                "preserve_path": True,
+                "overwrite": False,
+                "paths": ["raw.json", "_index.json"],
+                "error": None,
+            },
+        )
+    finally:
+        log.close()
+    events = read_log(path)
+    assert [e.kind for e in events[12:]] == ["uri_requested", "artifacts_retrieved"]
+    assert {e.schema_version for e in events} == {2}
+    assert fold(events) == fold(events[:12])
+    problems = [p.kind for _, p in verify_logs(path, validate=True).problems()]
+    assert problems == ["unsealed"]

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from qbb_events import (
+    ButlerMetrics,
     DatasetRef,
     DatasetType,
     Event,
@@ -120,3 +121,61 @@ def executor(root: Path, out: Path) -> int:
     again: RerunReport = rerun_quantum(load_pipeline(None).tasks[0], quantum, root, out / "logs")
     run: RunReport = run_pipeline(out / "run", quanta=10, faults=FaultInjection(kill_rate=0.1))
     return report.exit_code + len(again.differing) + len(run.quanta)
+
+
+def butler_surface(root: Path, quantum: Quantum, destination: Path) -> ButlerMetrics:
+    from qbb_events import (
+        DEFAULT_DATASTORE_NAME,
+        ArtifactURI,
+        DatasetRefURIs,
+        FileDatastore,
+        FileRecord,
+    )
+
+    store = FileDatastore(root, name=DEFAULT_DATASTORE_NAME, create=True)
+    records: dict[str, list[FileRecord]] = store.export_records(quantum.inputs)
+    metrics = ButlerMetrics()
+    butler = QuantumBackedButler.initialize(store, quantum, metrics=metrics)
+    again = QuantumBackedButler.from_predicted(
+        store, quantum.inputs, [], datastore_records=records, metrics=ButlerMetrics()
+    )
+    writeable: bool = butler.isWriteable()
+    names: tuple[str, ...] = butler.get_datastore_names()
+    roots: dict[str, Path] = butler.get_datastore_roots()
+    ref = quantum.inputs[0]
+    uri: ArtifactURI = butler.getURI(ref, predict=True)
+    local: Path = Path(uri)
+    url: str = uri.geturl()
+    uris: DatasetRefURIs = butler.getURIs(ref, predict=True)
+    many: dict[DatasetRef, DatasetRefURIs] = butler.get_many_uris(
+        quantum.inputs, predict=False, allow_missing=True
+    )
+    copied: list[Path] = butler.retrieve_artifacts(
+        quantum.inputs, destination, transfer="hardlink", preserve_path=False, overwrite=True
+    )
+    zipped: Path = butler.retrieve_artifacts_zip(quantum.inputs, destination, overwrite=True)
+    predicted: dict[str, list[FileRecord]] = butler.export_predicted_datastore_records(
+        quantum.inputs
+    )
+    with butler.record_metrics() as inner:
+        butler.get(ref)
+    n: int = inner.n_get + metrics.n_put
+    seconds: float = inner.time_in_get + metrics.time_in_put
+    metrics.reset()
+    provenance = QuantumProvenanceData.direct(**butler.extract_provenance_data().model_dump())
+    assert writeable
+    assert names
+    assert roots
+    assert local
+    assert url
+    assert uris
+    assert many is not None
+    assert copied
+    assert zipped
+    assert predicted
+    assert n >= 0
+    assert seconds >= 0
+    assert provenance
+    again.close()
+    butler.close()
+    return metrics

@@ -990,7 +990,8 @@ class QuantumBackedButler:
         PathEscapeError
             If a ref's path would leave the datastore root.
         InvalidDefinitionError
-            For an unknown transfer mode (refused before anything is recorded).
+            For an unknown transfer mode (refused before anything is recorded),
+            or a destination inside the datastore root (recorded).
         ButlerClosedError
             If the quantum has finished.
 

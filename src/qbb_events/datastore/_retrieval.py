@@ -1,10 +1,11 @@
 """Copying artifacts out of a datastore, with an index that lets them be ingested elsewhere.
 
 Retrieval runs in two phases so that a refusal leaves the destination as it
-was: every artifact is first *staged* under a hidden temporary name beside its
-target (copied while it is hashed, or linked after the source was hashed) and
-checked against its datastore record; only when all are staged and checked is
-each one published under its name, and the index written last.
+was (but for empty directories): every artifact is first *staged* and checked
+against its datastore record (a copy is written under a hidden temporary name
+beside its target while it is hashed; for a link the source is hashed), and
+only when all are checked is each one published under its name (renamed, or
+linked), and the index written last.
 """
 
 from __future__ import annotations
@@ -183,31 +184,53 @@ def _stage(
     destination: Path,
     mode: str,
 ) -> _Staged:
+    # A copy is staged under a temporary name; a link needs no staging, since
+    # what is checked is the source itself: it is made at publication.
     target = destination / planned.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(target)
     source = planned.source
+    tmp = _tmp_beside(target) if mode == "copy" else ""
     try:
         if mode == "copy":
             size, checksum = _copy_hashing(source, tmp)
         else:
             size, checksum = file_digest(source)
-            if mode == "hardlink":
-                os.link(source, tmp)
-            else:
-                link = source if mode == "symlink" else os.path.relpath(source, target.parent)
-                os.symlink(link, tmp)
     except FileNotFoundError:
-        _unlink_quietly(tmp)
+        if tmp:
+            _unlink_quietly(tmp)
         if not os.path.isfile(source):
             raise _missing(planned.ref, source) from None
         raise
     try:
         record = _checked(datastore, planned.ref, known, size, checksum, source)
     except BaseException:
-        _unlink_quietly(tmp)
+        if tmp:
+            _unlink_quietly(tmp)
         raise
     return _Staged(planned, tmp, target, record)
+
+
+def _link(mode: str, source: str, at: str, directory: Path) -> None:
+    if mode == "hardlink":
+        os.link(source, at)
+    else:
+        os.symlink(source if mode == "symlink" else os.path.relpath(source, directory), at)
+
+
+def _publish_link(mode: str, staged: _Staged, overwrite: bool) -> None:
+    target, source = staged.target, staged.planned.source
+    if not overwrite:
+        try:  # link() and symlink() never replace: atomic refusal
+            _link(mode, source, str(target), target.parent)
+        except FileExistsError:
+            raise _exists(target) from None
+        return
+    tmp = _tmp_beside(target)
+    try:
+        _link(mode, source, tmp, target.parent)
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
 
 
 def _publish(tmp: str, target: Path, overwrite: bool) -> None:
@@ -255,6 +278,17 @@ def _write_file(path: Path, data: bytes, overwrite: bool) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _outside_root(datastore: FileDatastore, dest: Path) -> None:
+    # Retrieving into the datastore could replace the very artifacts being
+    # retrieved (a symlink to itself, with overwrite=True): it is refused.
+    root = os.path.realpath(datastore.root)
+    where = os.path.realpath(dest)
+    if where == root or where.startswith(root + os.sep):
+        raise InvalidDefinitionError(
+            f"Cannot retrieve artifacts into {dest}: it is inside the datastore root {root}."
+        )
 
 
 def resolve_mode(transfer: object) -> str:
@@ -326,24 +360,34 @@ def retrieve_artifacts(
     ArtifactNotFoundError, ArtifactChecksumError, ArtifactExistsError, PathEscapeError
         Before anything is published in ``destination``.
     InvalidDefinitionError
-        For an unknown transfer mode.
+        For an unknown transfer mode, or a destination inside the datastore root.
     """
     mode = resolve_mode(transfer)
     dest = Path(destination).absolute()
+    _outside_root(datastore, dest)
     planned = _plan(datastore, refs, preserve_path)
     index_path = dest / INDEX_NAME
     if not overwrite:
         _refuse_existing([index_path, *(dest / p.name for p in planned)])
     dest.mkdir(parents=True, exist_ok=True)
     staged: list[_Staged] = []
+    made: set[Path] = set()
     try:
         for item in planned:
+            directory = (dest / item.name).parent
+            if directory not in made:
+                directory.mkdir(parents=True, exist_ok=True)
+                made.add(directory)
             staged.append(_stage(datastore, item, known.get(item.ref.id), dest, mode))
         for done in staged:
-            _publish(done.tmp, done.target, overwrite)
+            if mode == "copy":
+                _publish(done.tmp, done.target, overwrite)
+            else:
+                _publish_link(mode, done, overwrite)
     finally:
         for done in staged:
-            _unlink_quietly(done.tmp)  # a no-op for those published
+            if done.tmp:
+                _unlink_quietly(done.tmp)  # a no-op for those published
     entries = [(s.planned.ref, s.planned.name, s.record) for s in staged]
     _write_file(index_path, _index(entries), overwrite)
     return [s.target for s in staged], [s.planned.name for s in staged]
@@ -400,8 +444,11 @@ def retrieve_artifacts_zip(
     ------
     ArtifactNotFoundError, ArtifactChecksumError, ArtifactExistsError, PathEscapeError
         Before the zip is published.
+    InvalidDefinitionError
+        If the destination is inside the datastore root.
     """
     dest = Path(destination).absolute()
+    _outside_root(datastore, dest)
     planned = _plan(datastore, refs, preserve_path=True)
     target = dest / zip_name(p.ref for p in planned)
     if not overwrite:
