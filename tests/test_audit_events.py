@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from workflows import run_workflow
+from support.workflows import run_workflow
 
 from qbb_events import (
     ArtifactExistsError,
