@@ -141,6 +141,7 @@ LAYERS = [
     "butler",
     "testing",
     "demo",
+    "executor",
     "cli_contract",
     "_cli_registry",
     "cli",

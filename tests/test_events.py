@@ -636,3 +636,57 @@ def test_upcasting_never_changes_the_callers_data(
     assert event.quantum.task_label == "renamed"
     # The caller's data, whose hash a reader checks next, is as it was.
     assert data == original
+
+
+# -- quantum_finished fields of the executor harness ---------------------------
+
+
+def test_a_plain_seal_serializes_without_the_harness_fields(tmp_path: Path) -> None:
+    with QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], []
+    ) as butler:
+        pass
+    finished = butler.events[-1]
+    assert (finished.caveats, finished.traceback, finished.host, finished.pid) == (
+        (),
+        None,
+        None,
+        None,
+    )
+    body = body_of(finished)
+    for name in ("caveats", "traceback", "host", "pid"):
+        assert name not in body
+    # The chain still holds when events are re-serialized from the models.
+    check_chain(butler.events)
+
+
+def test_harness_fields_and_blocked_status_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    root = FileDatastore(tmp_path / "repo", create=True)
+    butler = QuantumBackedButler.from_predicted(root, [], [], log=path)
+    butler.finish(
+        "blocked",
+        caveats=["no_work", "all_outputs_missing"],
+        traceback="Traceback ...",
+        record_process=True,
+    )
+    butler.close()
+    (finished,) = read_log(path)[-1:]
+    assert finished.status == "blocked"
+    assert finished.caveats == ("no_work", "all_outputs_missing")
+    assert finished.traceback == "Traceback ..."
+    assert finished.pid is not None
+    assert finished.host
+    check_chain(read_log(path))
+    assert json.loads(stored_line(finished))["caveats"] == ["no_work", "all_outputs_missing"]
+
+
+def test_unknown_caveats_and_statuses_are_refused(tmp_path: Path) -> None:
+    butler = QuantumBackedButler.from_predicted(
+        FileDatastore(tmp_path / "repo", create=True), [], []
+    )
+    with pytest.raises(qbb_events.InvalidDefinitionError, match="unknown caveats"):
+        butler.finish("succeeded", caveats=["fine"])
+    with pytest.raises(qbb_events.InvalidDefinitionError, match="status must be"):
+        butler.finish("skipped")  # type: ignore[arg-type]
+    butler.close()

@@ -142,6 +142,40 @@ def stores(root: Path, quantum: Quantum, url: str) -> list[tuple[uuid.UUID, int]
         return memory.quanta()
 
 
+def executor(root: Path, out: Path) -> int:
+    from qbb_events import (
+        DatasetType,
+        FaultInjection,
+        NoWorkFound,
+        Pipeline,
+        QuantumGraph,
+        QuantumReport,
+        RerunReport,
+        RunReport,
+        TaskDef,
+        execute_quantum,
+        load_pipeline,
+        rerun_quantum,
+        run_pipeline,
+    )
+
+    class Count:
+        def run(self, butler: QuantumBackedButler, quantum: Quantum) -> None:
+            if not quantum.inputs:
+                raise NoWorkFound("nothing")
+            butler.put({"n": len(quantum.inputs)}, quantum.outputs[0])
+
+    counted = DatasetType("counted", "json", ("i",))
+    pipeline = Pipeline([TaskDef("count", Count(), ("i",), (), (counted,))], name="count")
+    graph = QuantumGraph(pipeline.plan([{"i": 0}], run="r"), run="r", pipeline=pipeline.name)
+    graph.save(out / "graph")
+    quantum: Quantum = QuantumGraph.load_quantum(out / "graph", next(iter(graph)).id)
+    report: QuantumReport = execute_quantum(Count(), quantum, root, log=out / "logs")
+    again: RerunReport = rerun_quantum(load_pipeline(None).tasks[0], quantum, root, out / "logs")
+    run: RunReport = run_pipeline(out / "run", quanta=10, faults=FaultInjection(kill_rate=0.1))
+    return report.exit_code + len(again.differing) + len(run.quanta)
+
+
 def butler_surface(root: Path, quantum: Quantum, destination: Path) -> ButlerMetrics:
     from qbb_events import (
         DEFAULT_DATASTORE_NAME,

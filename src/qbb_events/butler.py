@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import structlog
 
@@ -46,7 +46,7 @@ from .errors import (
     PruneArgumentError,
     PruneNotOwnedError,
 )
-from .events import Event, EventKind
+from .events import Caveat, Event, EventKind
 from .fold import ProvenanceReducer, Status
 from .ids import as_uuid, uuid7
 from .logs import EventLog, InMemoryEventLog, JsonLinesEventLog
@@ -1174,35 +1174,63 @@ class QuantumBackedButler:
 
     # -- finishing -------------------------------------------------------
 
-    def finish(self, status: Status = "succeeded", exception: BaseException | None = None) -> None:
+    def finish(
+        self,
+        status: Status = "succeeded",
+        exception: BaseException | None = None,
+        *,
+        caveats: Iterable[str] = (),
+        traceback: str | None = None,
+        record_process: bool = False,
+    ) -> None:
         """Record ``quantum_finished`` and seal the log.
 
         Parameters
         ----------
         status : `str`, optional
-            ``succeeded``, ``failed`` or ``no_work``.
+            ``succeeded``, ``failed``, ``no_work`` or ``blocked`` (a required
+            input was missing, so the task never ran).
         exception : `BaseException`, optional
             The exception that ended the quantum, if any.
+        caveats : `~collections.abc.Iterable` [`str`], optional
+            Success caveats (``no_work``, ``any_outputs_missing``,
+            ``all_outputs_missing``, ``partial_outputs_error``).
+        traceback : `str`, optional
+            The formatted traceback of ``exception``.
+        record_process : `bool`, optional
+            Also record the host and process id (the executor harness does).
 
         Raises
         ------
         ButlerClosedError
             If the quantum has already finished.
         InvalidDefinitionError
-            If ``status`` is not one of the three.
+            If ``status`` or a caveat is not one of those above.
         """
-        if status not in ("succeeded", "failed", "no_work"):
+        if status not in ("succeeded", "failed", "no_work", "blocked"):
             raise InvalidDefinitionError(
-                f"status must be 'succeeded', 'failed' or 'no_work', not {status!r}."
+                f"status must be 'succeeded', 'failed', 'no_work' or 'blocked', not {status!r}."
             )
+        caveats = list(caveats)
+        unknown = set(caveats) - set(get_args(Caveat))
+        if unknown:
+            raise InvalidDefinitionError(f"unknown caveats {sorted(unknown)}.")
         self._check_open()
-        payload = {
+        payload: dict[str, Any] = {
             "status": status,
             "exception": None if exception is None else error_info(exception),
             "wall_ns": time.perf_counter_ns() - self._wall0,
             "cpu_ns": time.process_time_ns() - self._cpu0,
             "peak_rss_bytes": peak_rss_bytes(),
         }
+        # Only what was given is stored, so a plain butler's seal is unchanged.
+        if caveats:
+            payload["caveats"] = caveats
+        if traceback is not None:
+            payload["traceback"] = traceback
+        if record_process:
+            payload["host"] = HOST
+            payload["pid"] = os.getpid()
         self._record("quantum_finished", payload, self._reducer.finished, status)
         self._finished = True
 

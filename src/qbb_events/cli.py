@@ -18,6 +18,7 @@ from ._sql import is_database_url
 from .cli_contract import ContractGroup, InputError, emit_json, print_table, progress
 from .demo import run_demo
 from .errors import QbbEventsError
+from .executor import register_commands as register_executor
 from .fold import fold
 from .logs import (
     LogSource,
@@ -387,6 +388,7 @@ def export(
         sys.exit(1)
 
 
+register_executor(main)
 for _command in (_cli_registry.registry, _cli_registry.transfer, _cli_registry.query):
     main.add_command(_command)
 main.add_command(_cli_registry.orphans)

@@ -36,6 +36,12 @@ against the reference butler keep working::
     ├── LogCorruptedError (ValueError)           a log that fails its checks
     │   ├── UnknownEventKindError
     │   └── SchemaVersionError
+    ├── QuantumNotInGraphError (KeyError)        a quantum id a graph does not hold
+    ├── TaskError (RuntimeError)                 what a task raises to tell its executor
+    │   ├── NoWorkFound                          nothing to do: status no_work
+    │   ├── PartialOutputsError                  some outputs written, then an error
+    │   ├── RepeatableQuantumError               a failure a retry will repeat (exit 20)
+    │   └── InvalidQuantumError (ValueError)     the quantum itself is wrong (exit 21)
     └── RegistryError (RuntimeError)             the registry refused what was asked
         ├── RegistryNotFoundError (FileNotFoundError)  no registry at that URL
         ├── NotRegisteredError (LookupError)           no such quantum in the registry
@@ -63,6 +69,7 @@ __all__ = [
     "FoldError",
     "InvalidDataIdError",
     "InvalidDefinitionError",
+    "InvalidQuantumError",
     "LogClosedError",
     "LogConflictError",
     "LogCorruptedError",
@@ -70,20 +77,25 @@ __all__ = [
     "LogInUseError",
     "LogSealedError",
     "LogWriteError",
+    "NoWorkFound",
     "NotRegisteredError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
+    "PartialOutputsError",
     "PathEscapeError",
     "PruneArgumentError",
     "PruneNotOwnedError",
     "QbbEventsError",
+    "QuantumNotInGraphError",
     "RecordTypeError",
     "RegistryError",
     "RegistryExistsError",
     "RegistryNotFoundError",
     "RegistryVersionError",
+    "RepeatableQuantumError",
     "SchemaVersionError",
     "StorageClassError",
+    "TaskError",
     "TornLogWarning",
     "UnknownEventKindError",
     "UnreadableArtifactError",
@@ -325,3 +337,44 @@ class TornLogWarning(UserWarning):
 
     The whole events before it are returned; the torn record is ignored.
     """
+
+
+class QuantumNotInGraphError(QbbEventsError, KeyError):
+    """A quantum graph holds no quantum with that id."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; this message is a sentence.
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskError(QbbEventsError, RuntimeError):
+    """Base of the exceptions a task raises to tell its executor how it ended."""
+
+
+class NoWorkFound(TaskError):  # noqa: N818 - the name LSST tasks raise
+    """The task found nothing to do: the quantum ends as ``no_work``, not failed.
+
+    Outputs it wrote before raising are kept; the harness adds the caveats
+    ``no_work`` and ``any_outputs_missing`` / ``all_outputs_missing``.
+    """
+
+
+class PartialOutputsError(TaskError):
+    """The task wrote some outputs and then hit an error it chose to report.
+
+    The quantum ends as ``succeeded`` with the caveat ``partial_outputs_error``
+    (LSST's ``AnnotatedPartialOutputsError``), so downstream quanta may use
+    what was written; the error is recorded in ``quantum_finished``.
+    """
+
+
+class RepeatableQuantumError(TaskError):
+    """A failure that will happen again on retry (process exit code 20)."""
+
+    EXIT_CODE = 20
+
+
+class InvalidQuantumError(TaskError, ValueError):
+    """The quantum itself is invalid: a retry cannot help (process exit code 21)."""
+
+    EXIT_CODE = 21

@@ -32,10 +32,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     StrictInt,
     StrictStr,
     TypeAdapter,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "GENESIS_HASH",
     "SCHEMA_VERSION",
     "ArtifactsRetrieved",
+    "Caveat",
     "DatasetTypeInfo",
     "DatasetsPruned",
     "DeferredLoaded",
@@ -295,6 +298,15 @@ class DatasetsPruned(_Envelope):
     error: ErrorInfo | None
 
 
+Caveat = Literal["no_work", "any_outputs_missing", "all_outputs_missing", "partial_outputs_error"]
+"""A success caveat, as LSST's executors report them (``QuantumSuccessCaveats``)."""
+
+# Fields an executor harness adds to quantum_finished. They are left out of the
+# canonical form while they hold their default, so a log written before they
+# existed serializes (and hashes) exactly as it was written.
+_HARNESS_FIELDS: Final = ("caveats", "traceback", "host", "pid")
+
+
 class UriRequested(_Envelope):
     """``getURI``/``getURIs``/``get_many_uris``: the task learnt where artifacts are.
 
@@ -357,14 +369,33 @@ class ArtifactsRetrieved(_Envelope):
 
 
 class QuantumFinished(_Envelope):
-    """The quantum ended; the log is sealed after this event."""
+    """The quantum ended; the log is sealed after this event.
+
+    ``blocked`` means a required input was missing, so the task never ran.
+    ``caveats``, ``traceback``, ``host`` and ``pid`` are written by the
+    executor harness (``execute_quantum``); each is omitted from the stored
+    event while it holds its default.
+    """
 
     kind: Literal["quantum_finished"] = "quantum_finished"
-    status: Literal["succeeded", "failed", "no_work"]
+    status: Literal["succeeded", "failed", "no_work", "blocked"]
     exception: ErrorInfo | None
     wall_ns: int = Field(ge=0)
     cpu_ns: int = Field(ge=0)
     peak_rss_bytes: int = Field(ge=0)
+    caveats: tuple[Caveat, ...] = ()
+    traceback: str | None = None
+    host: str | None = None
+    pid: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _HARNESS_FIELDS:
+            # None and an empty sequence (a tuple, or a list in JSON mode) are the defaults.
+            if name in data and (data[name] is None or data[name] in ((), [])):
+                del data[name]
+        return data
 
 
 Event = Annotated[

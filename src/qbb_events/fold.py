@@ -33,7 +33,7 @@ from .records import FileRecord
 
 __all__ = ["ProvenanceReducer", "fold"]
 
-Status = Literal["succeeded", "failed", "no_work"]
+Status = Literal["succeeded", "failed", "no_work", "blocked"]
 
 
 class ProvenanceReducer:

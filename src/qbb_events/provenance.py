@@ -107,7 +107,7 @@ class QuantumProvenanceData(BaseModel):
     actual_outputs: IdSet = frozenset()
     datastore_records: dict[str, list[AnyRecord]] = Field(default_factory=dict)
     quantum_id: uuid.UUID | None = None
-    status: Literal["succeeded", "failed", "no_work"] | None = None
+    status: Literal["succeeded", "failed", "no_work", "blocked"] | None = None
     warnings: list[ProvenanceWarning] = Field(default_factory=list)
 
     @classmethod
