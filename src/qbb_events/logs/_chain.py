@@ -470,7 +470,9 @@ class ChainChecker:
 
     def order(self, seq: int, stored_hash: str, prev_hash: str, position: int) -> None:
         """Place the event in the chain: duplicates, disorder, and its link to its predecessor."""
-        if seq in self.seen:
+        # Reading has required the next seq already: only its link is left to check.
+        collect = self.collect
+        if collect and seq in self.seen:
             earlier = self.recent.get(seq)
             self.add(
                 "duplicated",
@@ -479,7 +481,7 @@ class ChainChecker:
                 seq,
                 position,
             )
-        elif seq < self.max_seq:
+        elif collect and seq < self.max_seq:
             self.add(
                 "reordered",
                 f"seq {seq} is stored after seq {self.max_seq}",
@@ -500,10 +502,10 @@ class ChainChecker:
                 "tampered",
                 f"seq {seq}'s prev_hash is not seq {self.last_seq}'s hash: seq "
                 f"{self.last_seq} was altered and its hash recomputed, or replaced",
-                self.last_seq if self.collect else seq,
+                self.last_seq if collect else seq,
                 position,
             )
-        if seq not in self.seen:
+        if collect and seq not in self.seen:
             self.seen.add(seq)
             self.recent[seq] = stored_hash
             if len(self.recent) > _RECENT:
