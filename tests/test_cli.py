@@ -86,7 +86,14 @@ def test_export_of_an_unsupported_version_leaves_no_empty_folders(tmp_path: Path
     result = cli("export", tmp_path / "logs", dest, "--no-progress")
     assert result.exit_code == 1
     assert "99" in said(result)
-    assert not dest.exists() or list(dest.rglob("*")) == []
+    # The unsupported log is named and nothing of it written; the other is exported
+    # (as a tampered log would be), and every folder the export made holds its part.
+    assert f"not exported {tmp_path / 'logs' / 'b.jsonl'}" in said(result)
+    assert "exported 1 logs" in said(result)
+    assert "1 logs not exported (unsupported schema version)" in said(result)
+    folders = [p for p in dest.rglob("run=*") if p.is_dir()]
+    assert folders
+    assert all(any(p.glob("part-*.parquet")) for p in folders)
 
 
 def test_the_cli_reads_and_copies_an_sqlite_url(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ must end in the final hash the quanta table recorded.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import tracemalloc
@@ -40,7 +41,6 @@ from qbb_events import (
     JsonLinesEventLog,
     LogConflictError,
     QuantumBackedButler,
-    SchemaVersionError,
     SqliteEventStore,
     TornLogWarning,
     export_parquet,
@@ -712,7 +712,7 @@ def test_a_log_holding_only_quantum_started(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("index", [0, 3, 12])
-def test_an_unknown_schema_version_is_refused_naming_it(tmp_path: Path, index: int) -> None:
+def test_an_unknown_schema_version_is_not_exported_naming_it(tmp_path: Path, index: int) -> None:
     good = tmp_path / "logs" / "a_good.jsonl"
     run_workflow(tmp_path / "repo", good)
     other = tmp_path / "repo2" / "b.jsonl"
@@ -727,17 +727,26 @@ def test_an_unknown_schema_version_is_refused_naming_it(tmp_path: Path, index: i
     verdict = verify_logs(future_log).logs[0]
     assert [p.kind for p in verdict.problems] == ["unsupported"]  # nothing else is wrong
     dest = tmp_path / "export"
-    with pytest.raises(SchemaVersionError, match=r"\b99\b") as info:
-        export_parquet(tmp_path / "logs", dest)
-    assert "b_future.jsonl" in str(info.value)
-    assert parts(dest, "events") == parts(dest, "quanta") == []
+    # Like a source with nothing to export, the log is named with why and
+    # nothing of it is written; the other logs are exported.
+    report = export_parquet(tmp_path / "logs", dest)
+    [(location, why)] = report.unsupported
+    assert re.search(r"\b99\b", why)
+    assert "b_future.jsonl" in location
+    assert (report.logs, report.unexported, report.flagged) == (1, (), ())
+    assert len(parts(dest, "events")) == len(parts(dest, "quanta")) == 1
+    assert_round_trip(good, dest)
     assert stray_files(dest) == []
-    # Into an existing dataset: refused alike, the dataset unchanged.
-    export_parquet(good, dest)
+    # Into an existing dataset: refused alike, what the dataset held unchanged.
     before = snapshot(dest)
-    with pytest.raises(SchemaVersionError, match=r"\b99\b"):
-        export_parquet([future_log, tmp_path / "repo2"], dest)
-    assert snapshot(dest) == before
+    report = export_parquet([future_log, tmp_path / "repo2"], dest)
+    assert [(loc, why) for loc, why in report.unsupported if re.search(r"\b99\b", why)] == [
+        (location, why)
+    ]
+    assert report.logs == 1  # the other quantum's log
+    after = snapshot(dest)
+    assert {name: after[name] for name in before} == before
+    assert_round_trip([good, other], dest)
     assert stray_files(dest) == []
 
 

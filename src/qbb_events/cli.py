@@ -342,9 +342,11 @@ def export(
 
     Writes DESTINATION/events, predicted and quanta, partitioned by run, then the
     provenance tables. Exporting logs the dataset already holds adds nothing. Exits 1 if
-    a log did not verify (it is exported, flagged in the quanta table) or a source held
-    nothing to export (an empty or foreign file, an unreadable directory: nothing is
-    written for it, and it is named); 2 when the sources cannot be read.
+    a log did not verify (it is exported, flagged in the quanta table), a source held
+    nothing to export (an empty or foreign file, an unreadable directory), or a log is of
+    a schema version this qbb_events cannot read: nothing is written for those two, each
+    is named with why, and the other logs are exported; 2 when the
+    sources cannot be read.
     """
     console = Console(stderr=True)
     try:
@@ -353,13 +355,13 @@ def export(
             write_provenance(destination)
     except (QbbEventsError, OSError) as err:
         raise InputError(f"export failed: {err}") from err
-    nothing = len(report.unexported)
+    nothing, unsupported = len(report.unexported), len(report.unsupported)
     if as_json:
         emit_json(
             TOOL,
             "export",
             {
-                "ok": not report.flagged and not nothing,
+                "ok": not (report.flagged or nothing or unsupported),
                 "destination": str(destination),
                 "logs": report.logs,
                 "events": report.events,
@@ -367,24 +369,25 @@ def export(
                 "flagged": list(report.flagged),
                 "unexported": [
                     {"location": str(location), "reason": why}
-                    for location, why in report.unexported
+                    for location, why in (*report.unexported, *report.unsupported)
                 ],
                 "files": [str(f) for f in report.files],
             },
         )
-        if report.flagged or nothing:
+        if report.flagged or nothing or unsupported:
             sys.exit(1)
         return
     click.echo(
         f"exported {report.logs} logs ({report.events} events) to {destination}; "
         f"{report.skipped} already there; {len(report.files)} files written"
         + (f"; {nothing} sources held nothing to export" if nothing else "")
+        + (f"; {unsupported} logs not exported (unsupported schema version)" if unsupported else "")
     )
     for location in report.flagged:
         console.print(f"[red]did not verify[/red] (exported, flagged): {location}")
-    for location, why in report.unexported:
+    for location, why in (*report.unexported, *report.unsupported):
         console.print(f"[red]not exported[/red] {location}: {why}")
-    if report.flagged or report.unexported:
+    if report.flagged or report.unexported or report.unsupported:
         sys.exit(1)
 
 

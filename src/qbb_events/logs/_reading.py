@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-
-from ..errors import LogCorruptedError, TornLogWarning
-from ..events import GENESIS_HASH, Event, canonical_json, chain_hash, parse_event
-from ._records import encode_record
+from ..errors import TornLogWarning
+from ..events import Event
+from ._chain import ChainChecker
 
 __all__ = ["LogScan", "check_chain", "iter_log", "read_log", "scan_log"]
 
@@ -86,18 +82,6 @@ def iter_log(path: str | os.PathLike[str]) -> Iterator[Event]:
         yield item[0]
 
 
-def _looks_like_a_record(line: bytes) -> bool:
-    """Tell a damaged or torn record from data that was never a log's (binary, foreign)."""
-    if b"\x00" in line or line.lstrip()[:1] != b"{":
-        return False
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as err:
-        # A record torn mid-character ends in a partial one; anything else is not text.
-        return err.start >= len(line) - 3 and not line.endswith(b"\n")
-    return True
-
-
 class _Torn:
     """The last line of a file is incomplete: its writer was killed mid-write."""
 
@@ -112,40 +96,20 @@ def _checked_lines(
 
     A torn last line ends the stream with a `_Torn` instead of an event.
     """
-    checker = _ChainChecker()
-    blank_since: int | None = None
+    checker = ChainChecker(location=os.fspath(path))
+    check = checker.check
     offset = 0
     with open(path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
             offset += len(line)
-            if not line.strip():
-                # Blank lines are tolerated only at the very end of the file.
-                blank_since = number if blank_since is None else blank_since
-                continue
-            if blank_since is not None:
-                raise LogCorruptedError("blank line inside the log", line=blank_since)
-            try:
-                raw = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                if not _looks_like_a_record(line):
-                    raise LogCorruptedError(
-                        "not a JSON Lines log record: binary or foreign data, not an event",
-                        line=number,
-                    ) from None
-                if not line.endswith(b"\n"):
-                    # Only the last line can lack its newline, and a cut JSON
-                    # object never parses: its writer was killed mid-write. A
-                    # whole last event without its newline is read normally.
-                    yield _Torn(
-                        f"{os.fspath(path)}: line {number} is incomplete ({len(line)} "
-                        "bytes, no newline): its writer was killed mid-write; it was ignored."
-                    )
-                    return
-                raise LogCorruptedError(f"not valid JSON ({err})", line=number) from None
-            if not isinstance(raw, dict):
-                raise LogCorruptedError("an event must be a JSON object", line=number)
-            record = line[:-1] if line.endswith(b"\n") else line
-            yield checker.check(raw, number, record), offset, record
+            complete = line.endswith(b"\n")
+            record = line[:-1] if complete else line
+            event = check(number, record, complete)
+            if event is not None:
+                yield event, offset, record
+            elif checker.torn is not None:
+                yield _Torn(checker.torn)
+                return
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,80 +170,6 @@ def scan_log(path: str | os.PathLike[str]) -> LogScan:
     return LogScan(events, records, end, needs_newline)
 
 
-class _ChainChecker:
-    """Checks events one at a time against the chain built so far."""
-
-    def __init__(self) -> None:
-        self.expected_seq = 0
-        self.prev_hash = GENESIS_HASH
-        self.quantum: tuple[uuid.UUID, int] | None = None
-        self.sealed_at: int | None = None
-
-    def check(self, raw: dict[str, Any], line: int | None, record: bytes | None = None) -> Event:
-        """Check the next event; ``record``, when given, is its stored bytes."""
-        try:
-            event = parse_event(raw)
-        except LogCorruptedError as err:
-            # parse_event knows the seq but not where the event is stored.
-            raise err.at_line(line) from None
-        seq = event.seq
-        if seq != self.expected_seq:
-            what = (
-                "an event is missing or events are reordered"
-                if seq > self.expected_seq
-                else "an event is duplicated or events are reordered"
-            )
-            raise LogCorruptedError(
-                f"expected seq {self.expected_seq}, found seq {seq}: {what}", line=line, seq=seq
-            )
-        if self.sealed_at is not None:
-            raise LogCorruptedError(
-                f"event follows quantum_finished (seq {self.sealed_at}): the log was sealed",
-                line=line,
-                seq=seq,
-            )
-        identity = (event.quantum_id, event.attempt)
-        if self.quantum is None:
-            if event.kind != "quantum_started":
-                raise LogCorruptedError(
-                    f"a log must start with quantum_started, not {event.kind}", line=line, seq=seq
-                )
-            self.quantum = identity
-        elif identity != self.quantum:
-            raise LogCorruptedError(
-                f"event belongs to quantum {identity[0]} attempt {identity[1]}, not "
-                f"{self.quantum[0]} attempt {self.quantum[1]}: logs were spliced",
-                line=line,
-                seq=seq,
-            )
-        if event.prev_hash != self.prev_hash:
-            raise LogCorruptedError(
-                "prev_hash does not match the previous event's hash: an earlier event was "
-                "altered, removed or replaced",
-                line=line,
-                seq=seq,
-            )
-        canonical = canonical_json({k: v for k, v in raw.items() if k != "hash"})
-        if chain_hash(self.prev_hash, canonical) != event.hash:
-            raise LogCorruptedError(
-                "hash does not match the event's content: the event was altered",
-                line=line,
-                seq=seq,
-            )
-        if record is not None and encode_record(canonical, event.hash) != record:
-            raise LogCorruptedError(
-                "the record's bytes are not the canonical form of its content: it was "
-                "rewritten (spacing, key order, escapes or line ending)",
-                line=line,
-                seq=seq,
-            )
-        self.prev_hash = event.hash
-        self.expected_seq += 1
-        if event.kind == "quantum_finished":
-            self.sealed_at = seq
-        return event
-
-
 def check_chain(events: Iterable[Event]) -> None:
     """Check that events form one whole, untampered log.
 
@@ -293,6 +183,6 @@ def check_chain(events: Iterable[Event]) -> None:
     LogCorruptedError
         As `read_log`, naming the ``seq`` (and the position, as ``line``).
     """
-    checker = _ChainChecker()
+    checker = ChainChecker()
     for position, event in enumerate(events, start=1):
-        checker.check(event.model_dump(mode="json"), position)
+        checker.check_raw(event.model_dump(mode="json"), position)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -35,8 +34,8 @@ from ..errors import (
     LogWriteError,
 )
 from ..events import GENESIS_HASH, Event
+from ._chain import ChainChecker
 from ._merge import Tail, missing_suffix
-from ._reading import _ChainChecker
 from ._records import Envelope, StoredLog, parse_envelope
 from ._sql_log import SqlEventLog
 from ._sql_schema import (
@@ -330,24 +329,16 @@ class SqlEventStore(Generic[_Log]):
                 raise LookupError(
                     f"{self._location} holds no log of quantum {quantum_id} attempt {attempt}"
                 )
-            checker = _ChainChecker()
+            checker = ChainChecker()
             events: list[Event] = []
             records: list[bytes] = []
             position = 0
             for page in self._pages(conn, key, attempt):
                 for seq, kind, digest, record in page:
                     position += 1
-                    try:
-                        raw = orjson.loads(record)
-                    except orjson.JSONDecodeError as err:
-                        raise LogCorruptedError(
-                            f"not valid JSON ({err})", line=position, seq=seq
-                        ) from None
-                    if not isinstance(raw, dict):
-                        raise LogCorruptedError(
-                            "an event must be a JSON object", line=position, seq=seq
-                        )
-                    event = checker.check(raw, position, record)
+                    event = checker.check(position, record)
+                    if event is None:
+                        raise LogCorruptedError("the row holds no record", line=position, seq=seq)
                     if (event.quantum_id, event.attempt, event.seq, event.kind, event.hash) != (
                         quantum_id,
                         attempt,

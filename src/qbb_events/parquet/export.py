@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import LogConflictError, SchemaVersionError
+from ..errors import LogConflictError
 from ..events import SCHEMA_VERSION
 from ..logs import LogSource, StoredLog, logs_or_failures, run_digest, verify_stored_logs
 from .reading import exported_finals
@@ -57,6 +57,10 @@ class ExportReport:
         Sources that hold nothing to export, with why (an empty file, one
         that is not a log, a store that cannot be read): ``(location,
         reason)``. They are not counted in ``logs``.
+    unsupported : `tuple` [`tuple` [`str`, `str`], ...]
+        Logs not exported because they hold events of a schema version this
+        library cannot read, with why: ``(location, reason)``. Nothing of
+        them is written; the other logs are exported.
     """
 
     logs: int
@@ -65,6 +69,7 @@ class ExportReport:
     flagged: tuple[str, ...] = ()
     files: tuple[Path, ...] = field(default=())
     unexported: tuple[tuple[str, str], ...] = ()
+    unsupported: tuple[tuple[str, str], ...] = ()
 
 
 def _run_of(quantum: dict[str, Any]) -> str:
@@ -220,14 +225,13 @@ def export_parquet(
     Returns
     -------
     report : `ExportReport`
-        What was exported; and which sources held nothing to export (empty,
-        not logs, unreadable), each with why, in ``unexported``.
+        What was exported; which sources held nothing to export (empty,
+        not logs, unreadable), each with why, in ``unexported``; and which
+        logs hold a schema version this library cannot read, in
+        ``unsupported`` (nothing of them is written).
 
     Raises
     ------
-    SchemaVersionError
-        If a log holds events of a schema version this library cannot read;
-        nothing of that export is published, and no folder it made is left.
     LogConflictError
         If the dataset already holds a quantum attempt with another final
         hash (a log exported before it was finished, or another history).
@@ -239,7 +243,9 @@ def export_parquet(
     Exporting logs the dataset already holds is a no-op; new logs go to new
     files, never rewriting old ones. A log that fails verification is
     exported all the same (whatever whole events it holds), with
-    ``verified`` false and its problems in the quanta table.
+    ``verified`` false and its problems in the quanta table; a log of an
+    unsupported schema version is not (its events cannot be read into
+    rows), and is listed in ``unsupported`` while the others are exported.
     """
     dest = Path(dest)
     created_dest = not dest.exists()
@@ -248,6 +254,7 @@ def export_parquet(
     exported = skipped = events = 0
     flagged: list[str] = []
     unexported: list[tuple[str, str]] = []
+    unsupported: list[tuple[str, str]] = []
     files: list[Path] = []
     show = Console(stderr=True).is_terminal if progress is None else progress
     try:
@@ -266,6 +273,9 @@ def export_parquet(
                 if outcome is None:
                     skipped += 1
                     continue
+                if isinstance(outcome, _Unsupported):
+                    unsupported.append((log.location, outcome.reason))
+                    continue
                 if isinstance(outcome, str):
                     unexported.append((log.location, outcome))
                     continue
@@ -282,7 +292,22 @@ def export_parquet(
             with contextlib.suppress(OSError):
                 dest.rmdir()
         raise
-    return ExportReport(exported, skipped, events, tuple(flagged), tuple(files), tuple(unexported))
+    return ExportReport(
+        exported,
+        skipped,
+        events,
+        tuple(flagged),
+        tuple(files),
+        tuple(unexported),
+        tuple(unsupported),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsupported:
+    """A log of a schema version this library cannot read: not exported, and why."""
+
+    reason: str
 
 
 def _export_log(
@@ -291,12 +316,14 @@ def _export_log(
     parts: dict[str, _Part],
     dest: Path,
     run: str | None,
-) -> tuple[int, bool] | str | None:
+) -> tuple[int, bool] | str | _Unsupported | None:
     """Export one log: events and verdict, `None` if held already, or why nothing was."""
     verdict = verify_stored_logs([log]).logs[0]
     for problem in verdict.problems:
         if problem.kind == "unsupported":
-            raise SchemaVersionError(f"{log.location}: {problem.message}", seq=problem.seq)
+            # Its events cannot be read into rows; unlike a tampered log,
+            # whose whole events are exported flagged, nothing of it is.
+            return _Unsupported(str(problem))
     if verdict.quantum_id is None or verdict.attempt is None or verdict.final_hash is None:
         # Nothing readable: not a log exported with no events, but a source
         # that holds none, said as such.

@@ -12,8 +12,8 @@ import orjson
 
 from ...errors import LogConflictError, LogCorruptedError
 from ...events import Event
+from .._chain import ChainChecker
 from .._merge import EMPTY, Tail, missing_suffix
-from .._reading import _ChainChecker
 from .._records import Envelope, StoredLog, parse_envelope
 from .._sync import SyncPolicy
 from ._log import InMemoryEventLog
@@ -182,11 +182,11 @@ def _tail(held: list[bytes]) -> Tail:
 
 
 def _checked(records: list[bytes], label: str) -> list[Event]:
-    checker = _ChainChecker()
+    checker = ChainChecker(location=label)
     events = []
     for position, record in enumerate(records, start=1):
-        raw = orjson.loads(record)
-        if not isinstance(raw, dict):
-            raise LogCorruptedError(f"{label}: an event must be a JSON object", line=position)
-        events.append(checker.check(raw, position, record))
+        event = checker.check(position, record)
+        if event is None:
+            raise LogCorruptedError(f"{label}: an empty record", line=position)
+        events.append(event)
     return events
