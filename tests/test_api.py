@@ -139,6 +139,7 @@ LAYERS = [
     "butler",
     "testing",
     "demo",
+    "cli_contract",
     "cli",
 ]
 

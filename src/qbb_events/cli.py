@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import structlog
 from rich.console import Console
 from rich.table import Table
 
+from .cli_contract import ContractGroup, InputError, emit_json, print_table, progress
 from .demo import run_demo
 from .errors import QbbEventsError
 from .fold import fold
-from .logs import VerificationReport, copy_logs, read_log, verify_logs
+from .logs import (
+    LogSource,
+    LogVerification,
+    StoredLog,
+    VerificationReport,
+    copy_logs,
+    read_log,
+    stored_logs,
+    verify_logs,
+)
 from .model import DatasetRef
 from .parquet import export_parquet, write_provenance
 from .quantum import Quantum
 
 __all__ = ["main"]
+
+TOOL = "qbb-events"
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 
 
 def _label(ref: DatasetRef) -> str:
@@ -33,10 +48,46 @@ def _names(quantum: Quantum, ids: Iterable[uuid.UUID]) -> str:
     return ", ".join(sorted(_label(refs[i]) for i in ids)) or "-"
 
 
-@click.group()
+@click.group(cls=ContractGroup)
 @click.version_option(package_name="qbb-events")
 def main() -> None:
-    """Record and fold the provenance of pipeline quanta."""
+    """Record and fold the provenance of pipeline quanta.
+
+    Exit 0 when all is well, 1 when a check found a problem, 2 for a usage
+    error or input that cannot be read (see docs/cli.md).
+    """
+
+
+def _verdict_json(log: LogVerification) -> dict[str, Any]:
+    return {**log.model_dump(mode="json"), "ok": log.ok}
+
+
+def _counted(sources: tuple[Path, ...], label: str) -> LogSource:
+    """Return the sources, with a counted progress bar over their log files on a terminal.
+
+    Off a terminal the sources are returned as given. Files and directories
+    are listed first so the bar has a total; a store is passed as it is, so
+    one that cannot be read is still reported by verification.
+    """
+    if not Console(stderr=True).is_terminal:
+        return list(sources)
+    logs: list[StoredLog | Path] = []
+    for source in sources:
+        if source.is_dir():
+            logs.extend(stored_logs(source))
+        else:
+            logs.append(source)
+    bar = iter(progress(range(len(logs)), total=len(logs), label=label, enabled=True))
+    next(bar, None)  # draws the bar at 0; each finished log then advances it
+
+    def counted(log: StoredLog) -> StoredLog:
+        def records() -> Iterator[tuple[int, bytes, bool]]:
+            yield from log.records()
+            next(bar, None)
+
+        return StoredLog(log.location, records)
+
+    return [counted(log) if isinstance(log, StoredLog) else log for log in logs]
 
 
 @main.command()
@@ -47,7 +98,8 @@ def main() -> None:
     show_default=True,
     help="Directory for the demo datastore (repo/) and logs (logs/).",
 )
-def demo(root: Path) -> None:
+@_json_option
+def demo(root: Path, as_json: bool) -> None:
     """Run a few chained quanta with the recording butler and show their provenance."""
     # Structured warnings go to stderr so the report on stdout stays readable.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -55,7 +107,31 @@ def demo(root: Path) -> None:
     try:
         quanta = run_demo(root)
     except (QbbEventsError, OSError) as err:
-        raise click.ClickException(f"demo failed: {err}") from err
+        raise InputError(f"demo failed: {err}") from err
+    if as_json:
+        replays = [fold(read_log(q.log_path)) == q.provenance for q in quanta]
+        emit_json(
+            TOOL,
+            "demo",
+            {
+                "root": str(root),
+                "quanta": [
+                    {
+                        "quantum_id": str(q.quantum.id),
+                        "task_label": q.quantum.task_label,
+                        "data_id": dict(q.quantum.data_id),
+                        "note": q.note,
+                        "log": str(q.log_path),
+                        "replayed": same,
+                        "provenance": q.provenance.model_dump(mode="json"),
+                    }
+                    for q, same in zip(quanta, replays, strict=True)
+                ],
+            },
+        )
+        if not all(replays):
+            sys.exit(1)
+        return
     table = Table(title=f"Provenance of {len(quanta)} quanta in {root}")
     for column in (
         "task",
@@ -102,23 +178,26 @@ def demo(root: Path) -> None:
 
 
 def _print_report(console: Console, report: VerificationReport, *, verbose: bool) -> None:
-    table = Table(title=f"{len(report.logs)} logs, {report.events} events")
-    for column in ("quantum", "attempt", "events", "status", "verdict", "location"):
-        table.add_column(column)
+    rows = []
     for log in report.logs:
         if log.ok and not verbose:
             continue
-        verdict = "ok" if log.ok else "[red]" + "; ".join(str(p) for p in log.problems) + "[/red]"
-        table.add_row(
-            str(log.quantum_id or "?"),
-            str(log.attempt if log.attempt is not None else "?"),
-            str(log.events),
-            log.status or "unsealed",
-            verdict,
-            log.location,
+        verdict = "ok" if log.ok else "; ".join(str(p) for p in log.problems)
+        rows.append(
+            [
+                str(log.quantum_id or "?"),
+                str(log.attempt if log.attempt is not None else "?"),
+                str(log.events),
+                log.status or "unsealed",
+                verdict,
+                log.location,
+            ]
         )
-    if table.row_count:
-        console.print(table)
+    if rows:
+        # The location is the column a person needs whole: it is never cut.
+        columns = ("quantum", "attempt", "events", "status", "verdict", "location")
+        title = f"{len(report.logs)} logs, {report.events} events"
+        print_table(console, columns, rows, key=5, title=title)
     bad = sum(not log.ok for log in report.logs)
     console.print(f"run digest: {report.digest}")
     if report.expected_digest is not None:
@@ -134,7 +213,7 @@ def _print_report(console: Console, report: VerificationReport, *, verbose: bool
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--digest", "expected", help="Run digest to check the logs against.")
 @click.option("--validate", is_flag=True, help="Also validate every field of every event.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_json_option
 @click.option("-v", "--verbose", is_flag=True, help="List sound logs too.")
 def verify(
     sources: tuple[Path, ...], expected: str | None, validate: bool, as_json: bool, verbose: bool
@@ -142,20 +221,31 @@ def verify(
     """Verify logs (files, directories, SQLite stores): hash chains, order, sealing.
 
     Exits 0 when every log is sound (and the digest matches), 1 when a log has a
-    problem or no log was found.
+    problem, 2 when no log was found or the sources cannot be read.
     """
     try:
-        report = verify_logs(list(sources), expected_digest=expected, validate=validate)
+        report = verify_logs(
+            _counted(sources, "verifying"), expected_digest=expected, validate=validate
+        )
     except (QbbEventsError, OSError) as err:
-        raise click.ClickException(f"verification failed to read the logs: {err}") from err
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        _print_report(Console(), report, verbose=verbose)
+        raise InputError(f"verification failed to read the logs: {err}") from err
     if not report.logs:
         # A check pointed at the wrong place must not pass.
-        click.echo(f"Error: no logs found in {', '.join(map(str, sources))}", err=True)
-        sys.exit(1)
+        raise InputError(f"no logs found in {', '.join(map(str, sources))}")
+    if as_json:
+        emit_json(
+            TOOL,
+            "verify",
+            {
+                "ok": report.ok,
+                "digest": report.digest,
+                "expected_digest": report.expected_digest,
+                "events": report.events,
+                "logs": [_verdict_json(log) for log in report.logs],
+            },
+        )
+    else:
+        _print_report(Console(), report, verbose=verbose)
     if not report.ok:
         sys.exit(1)
 
@@ -163,16 +253,34 @@ def verify(
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.argument("destination", type=click.Path(path_type=Path))
-def copy(sources: tuple[Path, ...], destination: Path) -> None:
+@_json_option
+def copy(sources: tuple[Path, ...], destination: Path, as_json: bool) -> None:
     """Copy logs into an SQLite store (*.sqlite, *.db) or a directory; idempotent, verified.
 
-    Exits 0 when every log was copied, 1 when some failed verification and were refused.
+    Exits 0 when every log was copied, 1 when some failed verification and were
+    refused, 2 when the sources or the destination cannot be used.
     """
     console = Console()
     try:
-        report = copy_logs(list(sources), destination)
+        report = copy_logs(_counted(sources, "copying"), destination)
     except (QbbEventsError, OSError) as err:
-        raise click.ClickException(f"copy failed: {err}") from err
+        raise InputError(f"copy failed: {err}") from err
+    if as_json:
+        emit_json(
+            TOOL,
+            "copy",
+            {
+                "ok": not report.refused,
+                "destination": str(destination),
+                "events_added": report.events_added,
+                "events_present": report.events_present,
+                "copied": [_verdict_json(log) for log in report.copied],
+                "refused": [_verdict_json(log) for log in report.refused],
+            },
+        )
+        if report.refused:
+            sys.exit(1)
+        return
     console.print(
         f"copied {len(report.copied)} logs into {destination}: {report.events_added} events "
         f"added, {report.events_present} already there"
@@ -197,18 +305,21 @@ def copy(sources: tuple[Path, ...], destination: Path) -> None:
     show_default=True,
     help="Also fold every quantum into the provenance tables (vectorized).",
 )
+@_json_option
 def export(
     sources: tuple[Path, ...],
     destination: Path,
     run: str | None,
     progress: bool | None,
     provenance: bool,
+    as_json: bool,
 ) -> None:
     """Export logs (files, directories, SQLite stores) to a Parquet dataset.
 
     Writes DESTINATION/events, predicted and quanta, partitioned by run, then the
     provenance tables. Exporting logs the dataset already holds adds nothing. Exits 1 if
-    a log did not verify (it is exported, flagged in the quanta table).
+    a log did not verify (it is exported, flagged in the quanta table), 2 when the
+    sources cannot be read.
     """
     console = Console(stderr=True)
     try:
@@ -216,7 +327,24 @@ def export(
         if provenance and (destination / "quanta").is_dir():
             write_provenance(destination)
     except (QbbEventsError, OSError) as err:
-        raise click.ClickException(f"export failed: {err}") from err
+        raise InputError(f"export failed: {err}") from err
+    if as_json:
+        emit_json(
+            TOOL,
+            "export",
+            {
+                "ok": not report.flagged,
+                "destination": str(destination),
+                "logs": report.logs,
+                "events": report.events,
+                "skipped": report.skipped,
+                "flagged": list(report.flagged),
+                "files": [str(f) for f in report.files],
+            },
+        )
+        if report.flagged:
+            sys.exit(1)
+        return
     click.echo(
         f"exported {report.logs} logs ({report.events} events) to {destination}; "
         f"{report.skipped} already there"
