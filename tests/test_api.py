@@ -124,6 +124,7 @@ LAYERS = [
     "errors",
     "ids",
     "records",
+    "_lsst_json",
     "model",
     "quantum",
     "events",
@@ -139,6 +140,7 @@ LAYERS = [
     "butler",
     "testing",
     "demo",
+    "interop",
     "cli_contract",
     "cli",
 ]

@@ -19,6 +19,7 @@ from .errors import (
     DatabaseIntegrityError,
     DatastoreWriteError,
     FoldError,
+    InterchangeError,
     InvalidDataIdError,
     InvalidDefinitionError,
     LogClosedError,
@@ -62,6 +63,13 @@ from .events import (
 )
 from .fold import ProvenanceReducer, fold
 from .ids import uuid7
+from .interop import (
+    LineageReport,
+    export_lineage,
+    openlineage_events,
+    post_openlineage,
+    prov_document,
+)
 from .logs import (
     CopyReport,
     EventLog,
@@ -142,9 +150,11 @@ __all__ = [
     "InMemoryEventLog",
     "InputMarkedUnused",
     "InputRead",
+    "InterchangeError",
     "InvalidDataIdError",
     "InvalidDefinitionError",
     "JsonLinesEventLog",
+    "LineageReport",
     "LogClosedError",
     "LogConflictError",
     "LogCorruptedError",
@@ -192,13 +202,17 @@ __all__ = [
     "check_chain",
     "copy_logs",
     "deterministic_dataset_id",
+    "export_lineage",
     "export_parquet",
     "exported_logs",
     "fold",
     "fold_export",
     "iter_log",
     "log_file_name",
+    "openlineage_events",
     "parse_event",
+    "post_openlineage",
+    "prov_document",
     "read_log",
     "run_digest",
     "stored_logs",
