@@ -156,6 +156,8 @@ def post_openlineage(events: Iterable[dict[str, Any]], url: str, *, timeout: flo
             with urllib.request.urlopen(request, timeout=timeout):
                 posted += 1
         except (urllib.error.URLError, OSError) as err:
+            if isinstance(err, urllib.error.HTTPError):
+                err.close()  # it holds the response's socket
             run_id = event.get("run", {}).get("runId")
             raise InterchangeError(
                 f"{endpoint} refused the {event.get('eventType')} event of run {run_id}: {err}"

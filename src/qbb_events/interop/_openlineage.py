@@ -1,6 +1,7 @@
 """OpenLineage: one ``START`` and one terminal ``RunEvent`` per quantum attempt.
 
-The mapping (``docs/interop.md``): run id = quantum id, job = task label in
+The mapping (``docs/interop.md``): run id = quantum id (a retry's is derived
+from it and its attempt number), job = task label in
 the namespace of the run collection, parent run = the run collection,
 inputs = actual inputs, outputs = actual outputs; every dataset carries its
 UUID as its version and a ``qbb_provenance`` facet with its role and record.
@@ -22,6 +23,7 @@ __all__ = [
     "QBB_FACET_SCHEMA_URL",
     "attempt_events",
     "producer_uri",
+    "run_id",
 ]
 
 OPENLINEAGE_SCHEMA_URL: Final = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -54,6 +56,26 @@ def producer_uri(version: str) -> str:
         The package's page for that version.
     """
     return f"https://pypi.org/project/qbb-events/{version}/"
+
+
+def run_id(quantum_id: uuid.UUID, attempt: int) -> uuid.UUID:
+    """Return the OpenLineage run id of one quantum attempt.
+
+    Parameters
+    ----------
+    quantum_id : `uuid.UUID`
+        The quantum.
+    attempt : `int`
+        The attempt number.
+
+    Returns
+    -------
+    run_id : `uuid.UUID`
+        The quantum id for the first attempt; for a retry, a UUID derived
+        from the quantum id and the attempt number, because the spec asks for
+        exactly one ``START`` and one terminal event per run id.
+    """
+    return quantum_id if attempt == 0 else uuid.uuid5(quantum_id, f"attempt/{attempt}")
 
 
 def _time(ns: int) -> str:
@@ -135,12 +157,13 @@ def attempt_events(attempt: QuantumAttempt, producer: str) -> tuple[dict[str, An
         data_id=dict(attempt.started.quantum.data_id),
         status=attempt.finished.status if attempt.finished else None,
     )
+    this_run = str(run_id(attempt.quantum_id, attempt.attempt))
     common = {"producer": producer, "schemaURL": OPENLINEAGE_SCHEMA_URL, "job": job}
     start = {
         **common,
         "eventType": "START",
         "eventTime": _time(attempt.started.timestamp_ns),
-        "run": {"runId": str(attempt.quantum_id), "facets": {"parent": parent, "qbb": qbb_run}},
+        "run": {"runId": this_run, "facets": {"parent": parent, "qbb": qbb_run}},
     }
     run_facets: dict[str, Any] = {"parent": parent, "qbb": qbb_run}
     finished = attempt.finished
@@ -161,7 +184,7 @@ def attempt_events(attempt: QuantumAttempt, producer: str) -> tuple[dict[str, An
         **common,
         "eventType": event_type,
         "eventTime": _time(attempt.last_ns),
-        "run": {"runId": str(attempt.quantum_id), "facets": run_facets},
+        "run": {"runId": this_run, "facets": run_facets},
         "inputs": [_dataset(attempt, i, producer, None) for i in sorted(p.actual_inputs)],
         "outputs": [
             _dataset(attempt, i, producer, records.get(i)) for i in sorted(p.actual_outputs)
