@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
 from openlineage.client import event_v2
 from openlineage.client.facet_v2 import (
     dataset_version_dataset,
@@ -19,8 +21,10 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 from referencing import Registry, Resource
 from support.lineage import LineageRun, generate_run
+from support.strategies import Scenario, scenarios
+from test_properties import run_scenario
 
-from qbb_events import LineageReport, export_lineage, openlineage_events
+from qbb_events import InMemoryEventLog, LineageReport, export_lineage, fold, openlineage_events
 
 PINNED = Path(__file__).parent / "fixtures" / "openlineage"
 OURS = Path(__file__).parents[1] / "docs" / "schemas" / "openlineage-facets.schema.json"
@@ -238,3 +242,24 @@ def test_export_writes_ndjson_of_the_same_events(
     assert report.bytes_written == out.stat().st_size
     assert report.refused == ()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# Fewer examples than the fold's own properties: each one is a whole export.
+@settings(max_examples=30)
+@given(scenarios())
+def test_any_call_sequence_gives_valid_events_of_the_folds_sets(sc: Scenario) -> None:
+    """Whatever a task does: two valid events, datasets equal to the fold's actual sets."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = InMemoryEventLog()
+        butler = run_scenario(Path(tmp), sc, log=log).butler
+        p = fold(butler.events)
+        start, end = openlineage_events(log)
+    for event in (start, end):
+        _validate(event, RUN_EVENT)
+    assert start["eventType"] == "START"
+    assert end["eventType"] == {None: "ABORT", "failed": "FAIL"}.get(p.status, "COMPLETE")
+    versions = [
+        {uuid.UUID(d["facets"]["version"]["datasetVersion"]) for d in end[k]}
+        for k in ("inputs", "outputs")
+    ]
+    assert versions == [p.actual_inputs, p.actual_outputs]

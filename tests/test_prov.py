@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import prov.model as pm
 import pytest
+from hypothesis import given, settings
 from prov.constants import (
     PROV_ATTR_ACTIVITY,
     PROV_ATTR_ENTITY,
@@ -17,8 +19,10 @@ from prov.constants import (
     PROV_ATTR_USED_ENTITY,
 )
 from support.lineage import RUN, LineageRun, generate_run
+from support.strategies import Scenario, scenarios
+from test_properties import run_scenario
 
-from qbb_events import export_lineage, prov_document
+from qbb_events import InMemoryEventLog, export_lineage, fold, prov_document
 
 Ids = set[uuid.UUID]
 
@@ -153,3 +157,28 @@ def test_prov_json_file_equals_the_document(run: LineageRun, tmp_path: Path) -> 
     assert json.loads(out.read_text()) == prov_document(run.logs)
     assert report.bytes_written == out.stat().st_size
     assert report.events == 0
+
+
+# Fewer examples than the fold's own properties: each one is a whole export.
+@settings(max_examples=30)
+@given(scenarios())
+def test_any_call_sequence_exports_the_folds_sets(sc: Scenario) -> None:
+    """Whatever a task does, PROV says what the fold says: used and generated sets."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = InMemoryEventLog()
+        butler = run_scenario(Path(tmp), sc, log=log).butler
+        p = fold(butler.events)
+        document = _read(prov_document(log))
+    used: Ids = set()
+    generated: Ids = set()
+    for bundle in document.bundles:
+        used |= {
+            i for ids in _relations(bundle, pm.ProvUsage, PROV_ATTR_ENTITY).values() for i in ids
+        }
+        generated |= {
+            i
+            for ids in _relations(bundle, pm.ProvGeneration, PROV_ATTR_ENTITY).values()
+            for i in ids
+        }
+    assert used == p.actual_inputs
+    assert generated == p.actual_outputs
