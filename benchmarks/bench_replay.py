@@ -110,7 +110,9 @@ def main() -> None:
         plain, documented, events = generate(work / "run", args.logs, args.checks)
         made = time.perf_counter() - start
         size = sum(p.stat().st_size for p in plain.glob("*.jsonl"))
-        print(f"generated {args.logs} logs, {events} events, {size / 2**20:.1f} MiB in {made:.1f} s")
+        print(
+            f"generated {args.logs} logs, {events} events, {size / 2**20:.1f} MiB in {made:.1f} s"
+        )
         rows: list[tuple[str, float, str]] = []
         rows.append(("floor: parse + SHA-256, 1 process", floor(plain), ""))
         start = time.perf_counter()

@@ -134,6 +134,7 @@ LAYERS = [
     "datastore",
     "logs",
     "parquet",
+    "registry",
     "analytics",
     "payloads",
     "deferred",
@@ -142,6 +143,7 @@ LAYERS = [
     "demo",
     "interop",
     "cli_contract",
+    "_cli_registry",
     "cli",
 ]
 

@@ -105,3 +105,29 @@ def interchange(root: Path, provenance: QuantumProvenanceData) -> int:
     document: dict[str, Any] = prov_document(root, derivations=True)
     report: LineageReport = export_lineage(root, root / "run.ndjson", format="openlineage")
     return report.attempts + len(events) + len(document)
+
+
+def replay(logs: Path) -> int:
+    import click
+    from qbb_replay import LogResult, Options, analyze_sources, resolve_sources, run_stats
+
+    from qbb_events.cli_contract import EXIT_PROBLEM, ContractGroup, emit_json, progress
+
+    results: list[LogResult] = [
+        result
+        for batch in progress(
+            analyze_sources(resolve_sources([str(logs)]), Options(fold=True), jobs=1),
+            total=None,
+            label="reading",
+            weight=len,
+        )
+        for result in batch
+    ]
+    emit_json("qbb-replay", "stats", run_stats(results))
+
+    @click.group(cls=ContractGroup)
+    def tool() -> None:
+        """A tool keeping the contract."""
+
+    assert tool.name
+    return EXIT_PROBLEM if any(not r.ok for r in results) else 0

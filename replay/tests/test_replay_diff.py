@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import invoke, shaped
-from runs import Run
+from replay_support.cli import invoke, shaped
+from replay_support.runs import Run
 
 
 def test_diff_of_a_failed_attempt_and_its_retry(pristine_run: Run) -> None:

@@ -8,10 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import chromium, load
-from conftest import invoke, shaped
 from PIL import Image
-from runs import Run
+from qbb_replay import (
+    DETAIL_LIMIT,
+    Options,
+    analyze_sources,
+    render_report,
+    resolve_sources,
+    run_stats,
+)
+from replay_support.browser import chromium, load
+from replay_support.cli import invoke, shaped
+from replay_support.runs import Run
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +99,16 @@ def test_the_browser_check_sees_errors_and_fetches(tmp_path: Path) -> None:
     page = load(page_path, "1", "window.done === true")
     assert any("boom" in e for e in page.errors)
     assert page.requests == ["https://cdn.example.org/x.js"]
+
+
+def test_a_large_run_gets_one_timeline_lane_per_task(pristine_run: Run) -> None:
+    sources = resolve_sources([str(pristine_run.logs)])
+    results = [r for batch in analyze_sources(sources, Options(fold=True)) for r in batch]
+    many = [
+        r.model_copy(update={"location": f"{r.location}#{i}"}) for i in range(7) for r in results
+    ]
+    assert len(many) > DETAIL_LIMIT // 4
+    small = render_report(results, run_stats(results), {})
+    large = render_report(many, run_stats(many), {})
+    assert '"y":["isr ' in small.replace(", ", ",")
+    assert '"y":["isr","isr"' in large.replace(", ", ",")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import invoke, one_line_error, shaped
 from qbb_replay import DatasetNames, provenance_state
-from runs import Run
+from replay_support.cli import invoke, one_line_error, shaped
+from replay_support.runs import Run
 
 from qbb_events import fold, read_log
 

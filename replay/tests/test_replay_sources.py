@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-import tamper
-from conftest import invoke, one_line_error
-from runs import Run
+from replay_support import tamper
+from replay_support.cli import invoke, one_line_error
+from replay_support.runs import Run
 
 
 def _empty(tmp: Path, run: Run) -> Path:

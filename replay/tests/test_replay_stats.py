@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import invoke, shaped
-from runs import Run
+from replay_support.cli import invoke, shaped
+from replay_support.runs import Run
 
 from qbb_events import fold, read_log
 

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import tamper
-from conftest import invoke, shaped
-from runs import Run
+from replay_support import tamper
+from replay_support.cli import invoke, one_line_error, shaped
+from replay_support.runs import Run
 
 from qbb_events import (
     QuantumProvenanceData,
+    Registry,
     SqliteEventStore,
     copy_logs,
     export_parquet,
+    transfer_run,
     write_provenance,
 )
 
@@ -160,3 +164,37 @@ def test_check_files_finds_missing_and_changed_artifacts(clean_run: Run) -> None
     assert kinds == ["artifact_changed", "artifact_missing"]
     # Each names the seq of the output_written event that recorded the artifact.
     assert all(f["seq"] is not None for f in findings)
+
+
+def test_verify_compares_the_registry_with_the_logs(clean_run: Run, tmp_path: Path) -> None:
+    url = tmp_path / "registry.sqlite"
+    with Registry.create(url) as registry:
+        transfer_run(registry, [clean_run.logs])
+    sound = invoke("verify", clean_run.logs, "--registry", url, "--json")
+    assert sound.exit_code == 0, sound.output
+    document = shaped(sound, "verify")
+    # Every log was re-folded against its registry rows (the fold fills these in).
+    assert all(r["task_label"] is not None for r in document["results"])
+    with sqlite3.connect(url) as connection:
+        (quantum,) = connection.execute(
+            "SELECT quantum_id FROM provenance WHERE rowid = (SELECT min(rowid) FROM provenance)"
+        ).fetchone()
+        connection.execute(
+            "DELETE FROM provenance WHERE rowid = (SELECT min(rowid) FROM provenance)"
+        )
+    result = invoke("verify", clean_run.logs, "--registry", url, "--json")
+    assert result.exit_code == 1
+    (bad,) = [r for r in shaped(result, "verify")["results"] if r["findings"]]
+    assert (
+        uuid.UUID(bad["quantum_id"]) == uuid.UUID(bytes=quantum)
+        if isinstance(quantum, bytes)
+        else uuid.UUID(str(quantum))
+    )
+    (finding,) = bad["findings"]
+    assert finding["kind"] == "account_mismatch"
+    assert f"the registry {url} disagrees with the log" in finding["message"]
+
+
+def test_verify_refuses_a_registry_that_does_not_exist(clean_run: Run, tmp_path: Path) -> None:
+    line = one_line_error(invoke("verify", clean_run.logs, "--registry", tmp_path / "none.db"))
+    assert "cannot open the registry" in line

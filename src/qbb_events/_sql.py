@@ -39,6 +39,8 @@ Idempotent bulk insert
     not stored yet and returns how many were new, with the dialect's
     ``insert(...).on_conflict_do_nothing(index_elements=keys)``, executed as
     one ``executemany`` so SQLAlchemy batches it (insertmanyvalues).
+    `inserted_keys` does the same and returns the keys of the new rows, and
+    with ``any_constraint=True`` skips rows any unique constraint refuses.
 
 UUIDs
     `Uuid` is `sqlalchemy.Uuid`: a native ``uuid`` column on PostgreSQL,
@@ -91,6 +93,7 @@ __all__ = [
     "Uuid",
     "check_schema_version",
     "insert_missing",
+    "inserted_keys",
     "is_database_url",
     "is_sqlite_file",
     "open_database",
@@ -491,15 +494,51 @@ def insert_missing(
     insertmanyvalues sends them in batches, and the returned keys count
     exactly the rows that were new.
     """
+    return len(inserted_keys(conn, table, rows, keys))
+
+
+def inserted_keys(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    *,
+    any_constraint: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Insert the rows whose key is not stored yet; return the keys of those inserted.
+
+    Parameters
+    ----------
+    conn : `sqlalchemy.engine.Connection`
+        A connection inside a transaction (see `Database.transact`).
+    table : `sqlalchemy.Table`
+        The table.
+    rows : `~collections.abc.Sequence` [`~collections.abc.Mapping`]
+        The rows, each with the same columns.
+    keys : `~collections.abc.Sequence` [`str`]
+        The columns returned for each inserted row; also the conflict target.
+    any_constraint : `bool`, optional
+        Skip a row that any unique constraint refuses, not only ``keys``'s
+        (``ON CONFLICT DO NOTHING`` without a target): a table with a second
+        unique key can then be compared against what it holds afterwards
+        instead of failing the transaction.
+
+    Returns
+    -------
+    inserted : `list` [`tuple`]
+        The ``keys`` values of the rows inserted, in no particular order.
+    """
     if not rows:
-        return 0
+        return []
     name = conn.dialect.name
     dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
     columns = [table.c[key] for key in keys]
-    statement = (
-        dialect_insert(table).on_conflict_do_nothing(index_elements=columns).returning(*columns)
-    )
-    return len(conn.execute(statement, list(rows)).all())
+    statement = dialect_insert(table)
+    if any_constraint:
+        statement = statement.on_conflict_do_nothing()
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=columns)
+    return [tuple(row) for row in conn.execute(statement.returning(*columns), list(rows))]
 
 
 def check_schema_version(

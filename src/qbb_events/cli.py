@@ -13,6 +13,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from . import _cli_registry
 from .cli_contract import ContractGroup, InputError, emit_json, print_table, progress
 from .demo import run_demo
 from .errors import QbbEventsError
@@ -415,6 +416,11 @@ def export_lineage_command(
         click.echo(f"did not verify (left out): {log.location}: {problems}", err=True)
     if refused:
         sys.exit(1)
+
+
+for _command in (_cli_registry.registry, _cli_registry.transfer, _cli_registry.query):
+    main.add_command(_command)
+main.add_command(_cli_registry.orphans)
 
 
 if __name__ == "__main__":  # pragma: no cover

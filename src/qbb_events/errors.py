@@ -30,9 +30,14 @@ against the reference butler keep working::
     ├── DatabaseIntegrityError (ValueError)      a database constraint refused a write
     ├── FoldError (ValueError)                   events that do not form one log
     ├── InterchangeError (ValueError)            a foreign document we cannot read or represent
-    └── LogCorruptedError (ValueError)           a log that fails its checks
-        ├── UnknownEventKindError
-        └── SchemaVersionError
+    ├── LogCorruptedError (ValueError)           a log that fails its checks
+    │   ├── UnknownEventKindError
+    │   └── SchemaVersionError
+    └── RegistryError (RuntimeError)             the registry refused what was asked
+        ├── RegistryNotFoundError (FileNotFoundError)  no registry at that URL
+        ├── NotRegisteredError (LookupError)           no such quantum in the registry
+        ├── RegistryExistsError (FileExistsError)      create() where one exists
+        └── RegistryVersionError (ValueError)          a registry of another schema version
 
 `TornLogWarning` (a `UserWarning`) is issued, not raised, when a log's last
 record was cut short by a killed writer.
@@ -59,6 +64,7 @@ __all__ = [
     "LogInUseError",
     "LogSealedError",
     "LogWriteError",
+    "NotRegisteredError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
     "PathEscapeError",
@@ -66,6 +72,10 @@ __all__ = [
     "PruneNotOwnedError",
     "QbbEventsError",
     "RecordTypeError",
+    "RegistryError",
+    "RegistryExistsError",
+    "RegistryNotFoundError",
+    "RegistryVersionError",
     "SchemaVersionError",
     "StorageClassError",
     "TornLogWarning",
@@ -249,6 +259,30 @@ class UnknownEventKindError(LogCorruptedError):
 
 class SchemaVersionError(LogCorruptedError):
     """An event was written with a schema version this library cannot read."""
+
+
+class RegistryError(QbbEventsError, RuntimeError):
+    """The registry refused what was asked of it.
+
+    Failures of the database itself (unreachable, unwritable) are
+    `DatabaseError`, as for every SQL store.
+    """
+
+
+class RegistryNotFoundError(RegistryError, FileNotFoundError):
+    """`Registry.open` found no registry at that URL or path."""
+
+
+class NotRegisteredError(RegistryError, LookupError):
+    """The registry holds nothing under the id asked for."""
+
+
+class RegistryExistsError(RegistryError, FileExistsError):
+    """`Registry.create` found a registry (or another application's tables) there."""
+
+
+class RegistryVersionError(RegistryError, ValueError):
+    """The registry was written with a schema version this library does not read."""
 
 
 class TornLogWarning(UserWarning):

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from ._lsst_json import LSST_ID_SETS, lsst_document, parse_lsst_document
+from .quantum import Quantum
 from .records import AnyRecord
 
 __all__ = ["ProvenanceWarning", "QuantumProvenanceData", "WarningTag"]
+
+_Report = TypeVar("_Report", covariant=True)
+
+
+class _TransferTarget(Protocol[_Report]):
+    """What `QuantumProvenanceData.collect_and_transfer` needs: a `Registry`."""
+
+    def collect_and_transfer(
+        self, quanta: Iterable[Quantum], provenance: Iterable[QuantumProvenanceData]
+    ) -> _Report:
+        """Register the quanta's outputs, records and provenance."""
+        ...
 
 
 def _sorted_ids(ids: frozenset[uuid.UUID]) -> list[uuid.UUID]:
@@ -144,3 +158,36 @@ class QuantumProvenanceData(BaseModel):
             we cannot represent.
         """
         return cls(**parse_lsst_document(text))
+
+    @classmethod
+    def collect_and_transfer(
+        cls,
+        registry: _TransferTarget[_Report],
+        quanta: Iterable[Quantum],
+        provenance: Iterable[QuantumProvenanceData],
+    ) -> _Report:
+        """Register executed quanta's actual outputs, their records and provenance.
+
+        The reference's entry point, with its meaning: ``quanta`` and
+        ``provenance`` are zipped (same length, same order; single-pass
+        iterables work), each quantum's actual outputs are registered and
+        their datastore records imported. Unlike the reference, the quanta
+        and their provenance rows are stored too, and a repeated transfer
+        changes nothing.
+
+        Parameters
+        ----------
+        registry : `Registry`
+            The registry to fill (this model does no I/O itself: it
+            delegates to `Registry.collect_and_transfer`).
+        quanta : `~collections.abc.Iterable` [`Quantum`]
+            The quanta that ran.
+        provenance : `~collections.abc.Iterable` [`QuantumProvenanceData`]
+            Their extracted provenance, in the same order.
+
+        Returns
+        -------
+        report : `TransferReport`
+            What was new.
+        """
+        return registry.collect_and_transfer(quanta, provenance)

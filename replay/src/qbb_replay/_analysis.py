@@ -7,6 +7,7 @@ all read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -25,14 +26,18 @@ from pydantic import BaseModel, ConfigDict
 from qbb_events import (
     FileRecord,
     FoldError,
+    NotRegisteredError,
     OutputWritten,
+    QbbEventsError,
     QuantumFinished,
     QuantumProvenanceData,
     QuantumStarted,
+    Registry,
     StoredLog,
     fold,
     verify_logs,
 )
+from qbb_events.cli_contract import InputError
 from qbb_events.parquet import PROVENANCE_ROLES
 
 from ._events import parse_events
@@ -123,10 +128,14 @@ class Options:
         are re-folded in any case.
     check_files : `str` or `None`
         A datastore root whose artifacts are checked against the records.
+    registry : `str` or `None`
+        A registry URL (or SQLite path) whose provenance rows are compared
+        with the re-fold of each log it holds.
     """
 
     fold: bool = False
     check_files: str | None = None
+    registry: str | None = None
 
 
 def analyze_sources(
@@ -191,12 +200,27 @@ def _units(sources: Sequence[Source], jobs: int) -> list[_Unit]:
 
 def _run_unit(unit: _Unit, options: Options) -> list[LogResult]:
     results = []
-    for source in unit.sources:
-        accounts = _export_accounts(source.location) if source.kind == "export" else None
-        for index, log in enumerate(logs_of(source)):
-            if index % unit.shards == unit.shard:
-                results.append(_analyze(log, source, options, accounts))
+    with contextlib.ExitStack() as stack:
+        registry = None
+        if options.registry is not None:
+            try:
+                registry = stack.enter_context(Registry.open(options.registry))
+            except (QbbEventsError, OSError) as err:
+                raise InputError(f"{options.registry}: cannot open the registry ({err})") from err
+        for source in unit.sources:
+            accounts = _export_accounts(source.location) if source.kind == "export" else None
+            for index, log in enumerate(logs_of(source)):
+                if index % unit.shards == unit.shard:
+                    results.append(_analyze(log, source, options, accounts, registry))
     return results
+
+
+def _registry_account(registry: Registry, quantum: str, attempt: int) -> _Roles | None:
+    """Return the registry's provenance of a quantum attempt, or `None` if it holds none."""
+    try:
+        return registry.provenance(quantum, attempt)
+    except NotRegisteredError:
+        return None
 
 
 _Roles = dict[str, frozenset[uuid.UUID]]
@@ -275,6 +299,7 @@ def _analyze(
     source: Source,
     options: Options,
     export_accounts: dict[tuple[str, int], _Roles] | None,
+    registry: Registry | None,
 ) -> LogResult:
     verdict = verify_logs([log]).logs[0]
     findings = [
@@ -296,7 +321,16 @@ def _analyze(
         "verified": verified,
         "status": verdict.status or "aborted",
     }
-    wanted = options.fold or options.check_files or document or account is not None
+    registered = None
+    if registry is not None and quantum is not None:
+        registered = _registry_account(registry, quantum, verdict.attempt or 0)
+    wanted = (
+        options.fold
+        or options.check_files
+        or document
+        or account is not None
+        or registered is not None
+    )
     foldable = all(f.kind in _FOLDABLE for f in findings)
     if not (wanted and quantum is not None):
         return LogResult(**base, findings=tuple(findings))
@@ -316,6 +350,8 @@ def _analyze(
         findings.extend(_check_document(document, provenance, folded))
     if account is not None:
         findings.extend(compare_roles("the export's provenance table", folded, account))
+    if registered is not None:
+        findings.extend(compare_roles(f"the registry {options.registry}", folded, registered))
     if options.check_files:
         findings.extend(_check_files(Path(options.check_files), parsed.events, provenance))
     return LogResult(

@@ -26,6 +26,9 @@ __all__ = ["DETAIL_LIMIT", "render_report", "worth_a_look"]
 DETAIL_LIMIT = 200
 """At most this many quanta get their own timeline section (the worst first)."""
 
+_ROWS_PER_QUANTUM_LIMIT = 60
+"""Above this many quantum attempts the timeline draws one lane per task."""
+
 _STATUS_COLOURS = {
     "succeeded": "#2ca02c",
     "no_work": "#7f7f7f",
@@ -70,6 +73,9 @@ def _gantt(results: Sequence[LogResult]) -> go.Figure:
     timed.sort(key=lambda r: (r.task_label or "?", r.started_ns or 0))
     figure = go.Figure()
     start = min((r.started_ns or 0 for r in timed), default=0)
+    # One row per quantum attempt while that stays legible; beyond, one lane
+    # per task, so the chart keeps its height whatever the run's size.
+    per_quantum = len(timed) <= _ROWS_PER_QUANTUM_LIMIT
     for status, colour in _STATUS_COLOURS.items():
         chosen = [r for r in timed if r.status == status]
         if not chosen:
@@ -79,7 +85,11 @@ def _gantt(results: Sequence[LogResult]) -> go.Figure:
                 orientation="h",
                 name=status,
                 marker_color=colour,
-                y=[f"{r.task_label} {r.data_id} #{r.attempt}" for r in chosen],
+                opacity=1.0 if per_quantum else 0.6,
+                y=[
+                    f"{r.task_label} {r.data_id} #{r.attempt}" if per_quantum else r.task_label
+                    for r in chosen
+                ],
                 base=[((r.started_ns or 0) - start) / 1e9 for r in chosen],
                 # A bar of zero width would not show: a quantum lasts at least 1 ms here.
                 x=[max(1e-3, ((r.finished_ns or 0) - (r.started_ns or 0)) / 1e9) for r in chosen],
@@ -92,7 +102,7 @@ def _gantt(results: Sequence[LogResult]) -> go.Figure:
         title="Quanta per task over time",
         barmode="overlay",
         xaxis_title="seconds since the first event",
-        height=max(300, 18 * len(timed) + 120),
+        height=120 + (18 * len(timed) if per_quantum else 60 * len({r.task_label for r in timed})),
         yaxis={"autorange": "reversed"},
     )
     return figure

@@ -16,7 +16,7 @@ import click
 import orjson
 from rich.console import Console
 
-from qbb_events import Event, StoredLog
+from qbb_events import Event, QbbEventsError, Registry, StoredLog
 from qbb_events.cli_contract import (
     EXIT_PROBLEM,
     ContractGroup,
@@ -87,10 +87,19 @@ def _result_json(r: LogResult) -> dict[str, Any]:
     type=click.Path(exists=True, file_okay=False),
     help="Datastore root: check each actual output's artifact (size and checksum).",
 )
+@click.option(
+    "--registry",
+    "registry",
+    help="Registry (a path is SQLite, or a database URL): compare its provenance rows too.",
+)
 @_jobs_option
 @_json_option
 def verify(
-    sources: tuple[str, ...], check_files: str | None, jobs: int | None, as_json: bool
+    sources: tuple[str, ...],
+    check_files: str | None,
+    registry: str | None,
+    jobs: int | None,
+    as_json: bool,
 ) -> None:
     """Verify logs, re-fold them, and compare every stored account of them.
 
@@ -98,7 +107,15 @@ def verify(
     PostgreSQL URLs. Each problem is printed with its quantum, attempt, seq and
     reason; exits 1 if there is any.
     """
-    results = _results(sources, Options(check_files=check_files), jobs, "verifying")
+    if registry is not None:
+        # Refused here, in one line, rather than in each worker.
+        try:
+            with Registry.open(registry):
+                pass
+        except (QbbEventsError, OSError) as err:
+            raise InputError(f"{registry}: cannot open the registry ({err})") from err
+    options = Options(check_files=check_files, registry=registry)
+    results = _results(sources, options, jobs, "verifying")
     bad = [r for r in results if not r.ok]
     if as_json:
         emit_json(

@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import LogConflictError, SchemaVersionError
 from ..events import SCHEMA_VERSION
@@ -231,7 +231,14 @@ def export_parquet(
     files: list[Path] = []
     show = Console(stderr=True).is_terminal if progress is None else progress
     try:
-        with Progress(disable=not show, transient=True) as bar:
+        # The total is unknown until the stores are read: the bar counts logs done.
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, disable=not show, transient=True) as bar:
             task = bar.add_task("exporting logs", total=None)
             for log in stored_logs(sources):
                 outcome = _export_log(log, held, parts, dest, run)

@@ -1,0 +1,48 @@
+"""find_orphans: artifacts no registry record and no log accounts for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support.registry_runs import three_task_run
+
+from qbb_events import Registry, find_orphans, transfer_run
+
+pytest_plugins = ("support.registry_fixtures",)
+
+
+def test_orphans_are_files_nothing_accounts_for(registry_url: str, tmp_path: Path) -> None:
+    run = three_task_run(tmp_path, exposures=4)
+    repo = run.root / "repo"
+    stray = repo / "gen" / "stray.json"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_text("{}")
+    debris = repo / ".killed-writer.tmp"
+    debris.write_text("half")
+    with Registry.create(registry_url) as registry:
+        # Nothing transferred yet: every artifact is an orphan, unless the
+        # logs account for it.
+        everything = find_orphans(repo, registry)
+        with_logs = find_orphans(repo, registry, logs=run.log_dir)
+        transfer_run(registry, run.log_dir)
+        after = find_orphans(repo, registry)
+    outputs = {
+        run.datastore.relative_path(ref)
+        for q, p in zip(run.quanta, run.provenance, strict=True)
+        for ref in q.outputs
+        if ref.id in p.actual_outputs
+    }
+    raws = {run.datastore.relative_path(ref) for q in run.quanta[:3] for ref in q.inputs}
+    assert set(everything) == outputs | raws | {"gen/stray.json", ".killed-writer.tmp"}
+    assert set(with_logs) == raws | {"gen/stray.json", ".killed-writer.tmp"}
+    # The raws were inputs, registered by no transfer of this run.
+    assert set(after) == raws | {"gen/stray.json", ".killed-writer.tmp"}
+    assert after == sorted(after)
+    assert stray.exists()  # nothing deleted
+
+
+def test_orphans_of_a_missing_root(registry_url: str, tmp_path: Path) -> None:
+    import pytest
+
+    with Registry.create(registry_url) as registry, pytest.raises(FileNotFoundError):
+        find_orphans(tmp_path / "absent", registry)
