@@ -22,6 +22,7 @@ RECORD_CLASS = "lsst.daf.butler.datastore.stored_file_info.StoredFileInfo"
 
 try:
     from lsst.daf.butler import QuantumProvenanceData as ReferenceProvenance
+    from lsst.daf.butler.datastore.record_data import DatastoreRecordData
 except ImportError:  # pragma: no cover - depends on the optional reference extra
     ReferenceProvenance = None
 
@@ -182,6 +183,7 @@ def test_reference_reads_our_documents(provenances: list[QuantumProvenanceData])
         for datastore, records in p.datastore_records.items():
             serialized = validated.datastore_records[datastore]
             assert set(serialized.dataset_ids) == {r.dataset_id for r in records}
+            rebuilt = DatastoreRecordData.from_simple(serialized)
             for record in records:
                 (row,) = serialized.records[RECORD_CLASS][record.dataset_id.hex][
                     "file_datastore_records"
@@ -191,6 +193,13 @@ def test_reference_reads_our_documents(provenances: list[QuantumProvenanceData])
                 assert row["storage_class"] == record.storage_class
                 assert row["file_size"] == record.file_size
                 assert row["checksum"] == record.checksum
+                # The reference turns the rows into its own record objects.
+                (info,) = rebuilt.records[record.dataset_id]["file_datastore_records"]
+                assert (info.path, info.checksum, info.file_size) == (
+                    record.path,
+                    record.checksum,
+                    record.file_size,
+                )
 
 
 @needs_reference
