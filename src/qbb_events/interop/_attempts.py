@@ -30,7 +30,7 @@ from ..fold import fold
 from ..logs import LogSource, LogVerification, stored_logs, verify_stored_logs
 from ..provenance import QuantumProvenanceData
 
-__all__ = ["QuantumAttempt", "Refused", "read_attempts", "ref_label"]
+__all__ = ["QuantumAttempt", "read_attempts", "ref_label"]
 
 # Problems that leave a sound prefix: the events there are proved by the chain.
 _EXPORTABLE_PROBLEMS = frozenset({"unsealed", "truncated"})
@@ -95,19 +95,6 @@ class QuantumAttempt:
         return {ref.id: ref for ref in (*info.inputs, *info.init_inputs, *info.outputs)}
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A log that was not exported because verification found a problem.
-
-    Attributes
-    ----------
-    verdict : `LogVerification`
-        What verification found.
-    """
-
-    verdict: LogVerification
-
-
 def ref_label(ref: RefInfo) -> str:
     """Return ``dataset_type(key=value,...)`` for a ref, keys sorted.
 
@@ -159,15 +146,16 @@ def _attempt(events: list[Event]) -> QuantumAttempt | None:
     )
 
 
-def read_attempts(sources: LogSource, refused: list[Refused]) -> Iterator[QuantumAttempt]:
+def read_attempts(sources: LogSource, refused: list[LogVerification]) -> Iterator[QuantumAttempt]:
     """Yield every verified quantum attempt of the sources, one log at a time.
 
     Parameters
     ----------
     sources : `LogSource`
         Log files, directories, SQLite stores or live logs (see `stored_logs`).
-    refused : `list` [`Refused`]
-        Filled with the logs verification refused.
+    refused : `list` [`LogVerification`]
+        Filled with the verdicts of the logs verification refused (or that
+        hold no ``quantum_started``).
 
     Yields
     ------
@@ -177,7 +165,7 @@ def read_attempts(sources: LogSource, refused: list[Refused]) -> Iterator[Quantu
     for log in stored_logs(sources):
         verdict = verify_stored_logs([log]).logs[0]
         if any(p.kind not in _EXPORTABLE_PROBLEMS for p in verdict.problems):
-            refused.append(Refused(verdict))
+            refused.append(verdict)
             continue
         # Only the records verification counted: a live writer's later events wait.
         events: list[Event] = []
@@ -187,6 +175,6 @@ def read_attempts(sources: LogSource, refused: list[Refused]) -> Iterator[Quantu
             events.append(parse_event(orjson.loads(record)))
         attempt = _attempt(events)
         if attempt is None:
-            refused.append(Refused(verdict))
+            refused.append(verdict)
         else:
             yield attempt

@@ -14,7 +14,8 @@ import orjson
 
 from ..errors import InterchangeError
 from ..logs import LogSource, LogVerification
-from ._attempts import QuantumAttempt, Refused, read_attempts
+from ..payloads import LIBRARY_VERSION
+from ._attempts import QuantumAttempt, read_attempts
 from ._openlineage import attempt_events, producer_uri
 from ._prov import ProvBuilder
 
@@ -29,15 +30,6 @@ __all__ = [
 
 LineageFormat = Literal["openlineage", "prov-json", "prov-n"]
 """Formats `export_lineage` writes."""
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("qbb-events")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
 
 
 @dataclass(frozen=True)
@@ -69,7 +61,7 @@ class LineageReport:
 
 
 def openlineage_events(
-    sources: LogSource, *, refused: list[Refused] | None = None
+    sources: LogSource, *, refused: list[LogVerification] | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield the OpenLineage ``RunEvent`` documents of every quantum attempt in the sources.
 
@@ -77,8 +69,8 @@ def openlineage_events(
     ----------
     sources : `LogSource`
         Log files, directories, SQLite stores or live logs (see `stored_logs`).
-    refused : `list`, optional
-        Filled with the logs verification refused (they yield nothing).
+    refused : `list` [`LogVerification`], optional
+        Filled with the verdicts of the logs verification refused (they yield nothing).
 
     Yields
     ------
@@ -86,13 +78,13 @@ def openlineage_events(
         ``START`` then ``COMPLETE``, ``FAIL`` or ``ABORT`` for each attempt,
         JSON-compatible, per OpenLineage spec 2-0-2.
     """
-    producer = producer_uri(_version())
+    producer = producer_uri(LIBRARY_VERSION)
     for attempt in read_attempts(sources, [] if refused is None else refused):
         yield from attempt_events(attempt, producer)
 
 
 def prov_document(
-    sources: LogSource, *, derivations: bool = False, refused: list[Refused] | None = None
+    sources: LogSource, *, derivations: bool = False, refused: list[LogVerification] | None = None
 ) -> dict[str, Any]:
     """Return the W3C PROV-JSON document of every quantum attempt in the sources.
 
@@ -103,8 +95,8 @@ def prov_document(
     derivations : `bool`, optional
         Also state ``wasDerivedFrom`` from each actual input to each actual
         output of a quantum (their product: off by default).
-    refused : `list`, optional
-        Filled with the logs verification refused.
+    refused : `list` [`LogVerification`], optional
+        Filled with the verdicts of the logs verification refused.
 
     Returns
     -------
@@ -177,7 +169,7 @@ class _Counting:
 def _write_openlineage(
     attempts: Iterator[QuantumAttempt], out: _Counting, url: str | None
 ) -> tuple[int, int, int]:
-    producer = producer_uri(_version())
+    producer = producer_uri(LIBRARY_VERSION)
     n_attempts = n_events = posted = 0
     for attempt in attempts:
         n_attempts += 1
@@ -233,7 +225,7 @@ def export_lineage(
         )
     if url is not None and format != "openlineage":
         raise InterchangeError("--url posts OpenLineage events; it needs --format openlineage.")
-    refused: list[Refused] = []
+    refused: list[LogVerification] = []
     if isinstance(out, str | os.PathLike):
         path = Path(out)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -266,7 +258,7 @@ def _export(
     format: LineageFormat,
     url: str | None,
     derivations: bool,
-    refused: list[Refused],
+    refused: list[LogVerification],
 ) -> LineageReport:
     attempts = read_attempts(sources, refused)
     if format == "openlineage":
@@ -288,5 +280,5 @@ def _export(
         events=n_events,
         bytes_written=out.count,
         posted=posted,
-        refused=tuple(r.verdict for r in refused),
+        refused=tuple(refused),
     )
