@@ -56,7 +56,7 @@ def started_log(log: EventLog, root: Path) -> list[str]:
     """Log a real ``quantum_started`` and return dataset ids to check."""
     refs = [DatasetRef(RAW, {"exposure": i}, "bench") for i in range(1000)]
     quantum = Quantum("bench", {"exposure": 0}, inputs=refs, outputs=[])
-    QuantumBackedButler.initialize(FileDatastore(root), quantum, log=log)
+    QuantumBackedButler.initialize(FileDatastore(root, create=True), quantum, log=log)
     return [str(ref.id) for ref in refs]
 
 

@@ -51,7 +51,7 @@ def generate(logs: Path, quanta: int) -> int:
 
     raw = DatasetType("raw", "json", ("exposure", "detector"))
     calexp = DatasetType("calexp", "json", ("exposure", "detector"))
-    datastore = FileDatastore(logs.parent / "repo")
+    datastore = FileDatastore(logs.parent / "repo", create=True)
     checksum = "sha256:" + "0" * 64
     total = 0
     for number in range(quanta):

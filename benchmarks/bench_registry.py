@@ -93,7 +93,7 @@ def generate(logs: Path, quanta: int) -> None:
         SyncPolicy,
     )
 
-    datastore = FileDatastore(logs.parent / "repo")
+    datastore = FileDatastore(logs.parent / "repo", create=True)
     for number in range(quanta):
         inputs, outputs = _refs(number)
         quantum = Quantum(f"task{number % 3}", {"exposure": number}, inputs, outputs)

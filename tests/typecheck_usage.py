@@ -234,6 +234,25 @@ def butler_surface(root: Path, quantum: Quantum, destination: Path) -> ButlerMet
     return metrics
 
 
+def interchange(root: Path, provenance: QuantumProvenanceData) -> int:
+    from typing import Any
+
+    from qbb_events import (
+        LineageReport,
+        export_lineage,
+        openlineage_events,
+        prov_document,
+    )
+
+    text: str = provenance.to_lsst_json()
+    back: QuantumProvenanceData = QuantumProvenanceData.from_lsst_json(text)
+    assert back.actual_outputs == provenance.actual_outputs
+    events: list[dict[str, Any]] = list(openlineage_events(root))
+    document: dict[str, Any] = prov_document(root, derivations=True)
+    report: LineageReport = export_lineage(root, root / "run.ndjson", format="openlineage")
+    return report.attempts + len(events) + len(document)
+
+
 def replay(logs: Path) -> int:
     import click
     from qbb_replay import LogResult, Options, analyze_sources, resolve_sources, run_stats

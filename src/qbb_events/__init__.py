@@ -30,6 +30,7 @@ from .errors import (
     DatastoreRootNotFoundError,
     DatastoreWriteError,
     FoldError,
+    InterchangeError,
     InvalidDataIdError,
     InvalidDefinitionError,
     InvalidQuantumError,
@@ -101,6 +102,13 @@ from .executor import (
 )
 from .fold import ProvenanceReducer, fold
 from .ids import uuid7
+from .interop import (
+    LineageReport,
+    export_lineage,
+    openlineage_events,
+    post_openlineage,
+    prov_document,
+)
 from .logs import (
     CopyReport,
     EventLog,
@@ -210,11 +218,13 @@ __all__ = [
     "InMemoryEventStore",
     "InputMarkedUnused",
     "InputRead",
+    "InterchangeError",
     "InvalidDataIdError",
     "InvalidDefinitionError",
     "InvalidQuantumError",
     "JsonLinesEventLog",
     "JsonLinesEventStore",
+    "LineageReport",
     "LineageStep",
     "LogClosedError",
     "LogConflictError",
@@ -289,6 +299,7 @@ __all__ = [
     "demo_pipeline",
     "deterministic_dataset_id",
     "execute_quantum",
+    "export_lineage",
     "export_parquet",
     "exported_logs",
     "find_orphans",
@@ -297,7 +308,10 @@ __all__ = [
     "iter_log",
     "load_pipeline",
     "log_file_name",
+    "openlineage_events",
     "parse_event",
+    "post_openlineage",
+    "prov_document",
     "read_log",
     "rerun_quantum",
     "run_digest",

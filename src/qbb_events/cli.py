@@ -6,7 +6,7 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import structlog
@@ -20,6 +20,7 @@ from .demo import run_demo
 from .errors import QbbEventsError
 from .executor import register_commands as register_executor
 from .fold import fold
+from .interop import LineageFormat, export_lineage
 from .logs import (
     LogSource,
     LogVerification,
@@ -391,7 +392,69 @@ def export(
         sys.exit(1)
 
 
+@main.command("export-lineage")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["openlineage", "prov-json", "prov-n"]),
+    default="openlineage",
+    show_default=True,
+    help="OpenLineage RunEvents (NDJSON), W3C PROV-JSON or PROV-N.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file.")
+@click.option("--url", help="Also POST each OpenLineage event to URL/api/v1/lineage.")
+@click.option("--derivations", is_flag=True, help="PROV: also state wasDerivedFrom.")
+@_json_option
+def export_lineage_command(
+    sources: tuple[Path, ...],
+    format_: str,
+    out: Path | None,
+    url: str | None,
+    derivations: bool,
+    as_json: bool,
+) -> None:
+    """Export the lineage of every quantum attempt to OpenLineage or W3C PROV (docs/interop.md).
+
+    Writes to --out, or to stdout without it. Exits 1 if a log did not verify
+    (it is left out), 2 when the sources cannot be read or the server refuses.
+    """
+    if as_json and out is None:
+        raise click.UsageError("--json prints a report on stdout; give --out for the document.")
+    report = export_lineage(
+        _counted(sources, "exporting"),
+        out if out is not None else sys.stdout.buffer,
+        format=cast(LineageFormat, format_),  # click.Choice checked it
+        url=url,
+        derivations=derivations,
+    )
+    refused = [_verdict_json(log) for log in report.refused]
+    if as_json:
+        emit_json(
+            TOOL,
+            "export-lineage",
+            {
+                "ok": not refused,
+                "format": report.format,
+                "out": str(out),
+                "attempts": report.attempts,
+                "events": report.events,
+                "bytes": report.bytes_written,
+                "posted": report.posted,
+                "refused": refused,
+            },
+        )
+    elif out is not None:
+        click.echo(f"exported {report.attempts} quantum attempts as {report.format} to {out}")
+    for log in report.refused:
+        problems = "; ".join(str(p) for p in log.problems)
+        click.echo(f"did not verify (left out): {log.location}: {problems}", err=True)
+    if refused:
+        sys.exit(1)
+
+
 register_executor(main)
+
 for _command in (_cli_registry.registry, _cli_registry.transfer, _cli_registry.query):
     main.add_command(_command)
 main.add_command(_cli_registry.orphans)

@@ -33,6 +33,7 @@ against the reference butler keep working::
     ├── DatabaseError (OSError)                  a database could not be reached, read or written
     ├── DatabaseIntegrityError (ValueError)      a database constraint refused a write
     ├── FoldError (ValueError)                   events that do not form one log
+    ├── InterchangeError (ValueError)            a foreign document we cannot read or represent
     ├── LogCorruptedError (ValueError)           a log that fails its checks
     │   ├── UnknownEventKindError
     │   └── SchemaVersionError
@@ -67,6 +68,7 @@ __all__ = [
     "DatastoreRootNotFoundError",
     "DatastoreWriteError",
     "FoldError",
+    "InterchangeError",
     "InvalidDataIdError",
     "InvalidDefinitionError",
     "InvalidQuantumError",
@@ -258,6 +260,10 @@ class DatabaseIntegrityError(QbbEventsError, ValueError):
 
 class FoldError(QbbEventsError, ValueError):
     """The events given to `fold` do not form a single, ordered quantum log."""
+
+
+class InterchangeError(QbbEventsError, ValueError):
+    """A document in a foreign format (LSST provenance JSON) that cannot be read or represented."""
 
 
 class LogCorruptedError(QbbEventsError, ValueError):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from ._lsst_json import LSST_ID_SETS, lsst_document, parse_lsst_document
 from .errors import ArgumentTypeError
 from .quantum import Quantum
 from .records import AnyRecord, FileRecord, record_from_data
@@ -95,6 +96,8 @@ class QuantumProvenanceData(BaseModel):
     JSON round-trips exactly: ``QuantumProvenanceData.model_validate_json(
     p.model_dump_json()) == p``. Records are rebuilt through an explicit
     registry of record kinds; nothing named in the data is imported.
+    `to_lsst_json` and `from_lsst_json` speak the reference's own document
+    (``docs/interop.md``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -109,6 +112,53 @@ class QuantumProvenanceData(BaseModel):
     quantum_id: uuid.UUID | None = None
     status: Literal["succeeded", "failed", "no_work", "blocked"] | None = None
     warnings: list[ProvenanceWarning] = Field(default_factory=list)
+
+    def to_lsst_json(self) -> str:
+        """Write the document the reference's ``QuantumProvenanceData`` reads.
+
+        Returns
+        -------
+        text : `str`
+            The five id sets and, per datastore, ``{"dataset_ids": [...],
+            "records": {"lsst.daf.butler.datastore.stored_file_info.StoredFileInfo":
+            {id hex: {"file_datastore_records": [row]}}}}``. Both the reference's
+            ``model_validate_json`` and ``direct(**json.loads(text))`` accept it.
+
+        Notes
+        -----
+        ``unavailable_inputs``, ``quantum_id``, ``status`` and ``warnings`` have
+        no place in the reference's document and are not written; our own JSON
+        (`model_dump_json`) keeps them.
+        """
+        return lsst_document(
+            {name: getattr(self, name) for name in LSST_ID_SETS}, self.datastore_records
+        )
+
+    @classmethod
+    def from_lsst_json(cls, text: str | bytes) -> QuantumProvenanceData:
+        """Read a document the reference's ``QuantumProvenanceData`` wrote.
+
+        Parameters
+        ----------
+        text : `str` or `bytes`
+            The reference's ``model_dump_json()``, or `to_lsst_json`.
+
+        Returns
+        -------
+        provenance : `QuantumProvenanceData`
+            The five sets and the records; the fields the reference does not
+            write keep their defaults.
+
+        Raises
+        ------
+        RecordTypeError
+            If a record class name is not in our explicit registry (it is
+            never imported).
+        InterchangeError
+            If the document is not in the reference's shape or holds a record
+            we cannot represent.
+        """
+        return cls(**parse_lsst_document(text))
 
     @classmethod
     def direct(cls, **kwargs: Any) -> QuantumProvenanceData:

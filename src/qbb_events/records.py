@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .errors import RecordTypeError
 
-__all__ = ["AnyRecord", "FileRecord", "record_from_data"]
+__all__ = ["AnyRecord", "FileRecord", "foreign_record_type", "record_from_data"]
 
 _CHECKSUM_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
@@ -64,6 +64,43 @@ class FileRecord(BaseModel):
 # The explicit registry of record kinds: adding a datastore kind means adding
 # its record class here, never resolving a class from a name found in data.
 _RECORD_TYPES: Mapping[str, type[FileRecord]] = {"file": FileRecord}
+
+# Record class names other systems write (LSST provenance JSON names the
+# Python class of each record), mapped to our kinds. A name not listed here is
+# refused: it is never imported. The second name is the one the reference
+# wrote before its record module moved.
+_FOREIGN_RECORD_CLASSES: Mapping[str, str] = {
+    "lsst.daf.butler.datastore.stored_file_info.StoredFileInfo": "file",
+    "lsst.daf.butler.core.storedFileInfo.StoredFileInfo": "file",
+}
+
+
+def foreign_record_type(class_name: str) -> type[FileRecord]:
+    """Return our record class for a record class name another system wrote.
+
+    Parameters
+    ----------
+    class_name : `str`
+        A fully qualified class name found in a document, such as
+        ``lsst.daf.butler.datastore.stored_file_info.StoredFileInfo``.
+
+    Returns
+    -------
+    record_type : `type` [`FileRecord`]
+        The registered record class it maps to.
+
+    Raises
+    ------
+    RecordTypeError
+        If the name is not in the explicit registry (it is never imported).
+    """
+    kind = _FOREIGN_RECORD_CLASSES.get(class_name)
+    if kind is None:
+        raise RecordTypeError(
+            f"Unknown datastore record class {class_name!r}; known: "
+            f"{sorted(_FOREIGN_RECORD_CLASSES)} (record classes are never imported by name)."
+        )
+    return _RECORD_TYPES[kind]
 
 
 def record_from_data(data: Any) -> FileRecord:
