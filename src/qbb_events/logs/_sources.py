@@ -10,6 +10,7 @@ from typing import Protocol, TypeAlias, cast, runtime_checkable
 
 from ..errors import QbbEventsError
 from ._base import EventLog
+from ._fast_verification import FileRecords
 from ._records import StoredLog
 from ._verification import VerificationReport, verify_stored_logs
 
@@ -60,16 +61,7 @@ def file_log(path: str | os.PathLike[str]) -> StoredLog:
         Its records are its lines, numbered from 1, without their newline.
     """
     location = os.path.abspath(path)
-
-    def records() -> Iterator[tuple[int, bytes, bool]]:
-        with open(location, "rb") as stream:
-            for number, line in enumerate(stream, start=1):
-                if line.endswith(b"\n"):
-                    yield number, line[:-1], True
-                else:
-                    yield number, line, False
-
-    return StoredLog(location, records)
+    return StoredLog(location, FileRecords(location))
 
 
 def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
