@@ -59,15 +59,15 @@ def test_random_logs_get_the_same_report(sc: Scenario) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios(max_calls=12), st.data())
-def test_random_damage_gets_the_same_report(sc: Scenario, data: st.DataObject) -> None:
+@given(scenarios(max_calls=12), st.integers(0, 10**9), st.integers(1, 255))
+def test_random_damage_gets_the_same_report(sc: Scenario, where: int, flip: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "quantum.jsonl"
         butler = run_scenario(Path(tmp) / "repo", sc, log=path).butler
         butler.close()
         raw = bytearray(path.read_bytes())
-        at = data.draw(st.integers(0, len(raw) - 1))
-        raw[at] = data.draw(st.integers(0, 255).filter(lambda b: b != raw[at]))
+        # A position drawn independently of the log's length (timestamps vary it).
+        raw[where % len(raw)] ^= flip
         path.write_bytes(bytes(raw))
         report = verify_logs(path)
         assert report == full_report(path)
