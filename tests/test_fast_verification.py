@@ -24,7 +24,7 @@ from support.workflows import lines_of, rehash, run_workflow, write_lines
 from test_properties import run_scenario
 
 import qbb_events.logs._fast_verification as fast_module
-from qbb_events import VerificationReport, verify_logs
+from qbb_events import VerificationReport, export_parquet, verify_logs
 
 
 def full_report(source: Any) -> VerificationReport:
@@ -199,3 +199,21 @@ def test_a_quantum_id_with_a_trailing_newline_goes_to_the_full_checker(tmp_path:
 
     write_lines(path, rechained(lines_of(path), newline))
     assert not assert_same_reports(path, fast=False).ok
+
+
+def test_exports_are_byte_identical_whichever_path_verified(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    for k in range(3):
+        run_workflow(tmp_path / f"repo{k}", logs / f"q{k}.jsonl")
+    bad = logs / "q1.jsonl"
+    write_lines(bad, DAMAGE["unsealed"](lines_of(bad)))
+    export_parquet(logs, tmp_path / "fast")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_module, "fast_verdict", lambda path: None)
+        export_parquet(logs, tmp_path / "full")
+
+    def files(root: Path) -> dict[Path, bytes]:
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*.parquet")}
+
+    assert files(tmp_path / "fast") == files(tmp_path / "full")
+    assert len(files(tmp_path / "fast")) == 3
