@@ -38,7 +38,7 @@ from ._verification import LogVerification
 
 __all__ = ["FileRecords", "fast_candidate", "fast_verdict", "fast_verdicts"]
 
-BLOCK_BYTES: Final = 2**20
+BLOCK_BYTES: Final = 2**18
 """A file is read and checked in blocks of about this size: memory stays bounded."""
 
 PARALLEL_FROM: Final = 16
