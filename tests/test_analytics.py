@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -279,3 +281,20 @@ def test_time_bounds_are_exact_to_the_nanosecond(run: tuple[Path, list[DemoQuant
     assert len(late) == (events["timestamp_ns"] >= stamp).sum()
     early = qa.load_events(dest, until=at, columns=["timestamp_ns"])
     assert len(early) == (events["timestamp_ns"] < stamp).sum()
+
+
+def test_without_pandas_the_error_names_the_extra_to_install() -> None:
+    # A finder that says pandas is not installed, as an environment without it would.
+    code = (
+        "import sys\n"
+        "class NoPandas:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pandas':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoPandas())\n"
+        "try:\n    import qbb_events.analytics\n"
+        "except ModuleNotFoundError as err:\n    print(err.name, '|', err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("pandas |")
+    assert "pip install 'qbb-events[analytics]'" in out.stdout

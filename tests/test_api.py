@@ -194,3 +194,93 @@ def test_semantics_import_no_io_library() -> None:
         source = (root / f"{name}.py").read_text()
         for library in ("pyarrow", "sqlalchemy", "structlog"):
             assert f"import {library}" not in source, (name, library)
+
+
+# Cycles being removed elsewhere: issue 9 gives the deferred handle a loader
+# callable, which breaks this one (a TYPE_CHECKING import of the butler).
+KNOWN_CYCLES = {frozenset({"qbb_events.butler", "qbb_events.deferred"})}
+
+
+def _module_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Every module of the package tree under ``root`` and the package modules it imports.
+
+    Relative imports are resolved to full module names; an import of a
+    subpackage is an edge to its ``__init__``; imports under TYPE_CHECKING
+    count too, since they are cycles a reader has to untangle all the same.
+    """
+    import ast
+
+    def name_of(path: Path) -> str:
+        parts = [package, *path.relative_to(root).with_suffix("").parts]
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name_of(path): path for path in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        base = name.split(".") if is_package else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            anchor = base[: len(base) - (node.level - 1)]
+            target = ".".join([*anchor, *(node.module.split(".") if node.module else [])])
+            candidates = [target] + [f"{target}.{alias.name}" for alias in node.names]
+            graph[name] |= {c for c in candidates if c in modules and c != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of a module graph (each once, as the modules along it)."""
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        stack.append(module)
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                cycle = stack[stack.index(imported) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    found.append(cycle)
+            elif imported not in state:
+                visit(imported)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return found
+
+
+def test_no_module_imports_itself_through_others_inside_subpackages_too() -> None:
+    root = Path(qbb_events.__file__).parent
+    graph = _module_graph(root, "qbb_events")
+    assert "qbb_events.logs.sqlite._store" in graph  # the walk looks inside subpackages
+    cycles = [c for c in _cycles(graph) if frozenset(c) not in KNOWN_CYCLES]
+    assert cycles == []
+
+
+def test_the_cycle_check_finds_a_cycle_planted_inside_a_subpackage(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "qbb_events"
+    shutil.copytree(Path(qbb_events.__file__).parent, root)
+    # The SQLite store's log imports the store module back: a cycle two levels down.
+    log_module = root / "logs" / "sqlite" / "_log.py"
+    log_module.write_text(log_module.read_text() + "\nfrom ._store import SqliteEventStore\n")
+    cycles = [
+        c for c in _cycles(_module_graph(root, "qbb_events")) if frozenset(c) not in KNOWN_CYCLES
+    ]
+    assert [sorted(c) for c in cycles] == [
+        ["qbb_events.logs.sqlite._log", "qbb_events.logs.sqlite._store"]
+    ]
+
+
+def test_implementation_modules_inside_subpackages_are_private() -> None:
+    root = Path(qbb_events.__file__).parent
+    for path in (root / "logs").rglob("*.py"):
+        assert path.name == "__init__.py" or path.name.startswith("_"), path

@@ -19,9 +19,9 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.scenarios import run_scenario
 from support.strategies import Scenario, scenarios
 from support.workflows import lines_of, rehash, run_workflow, write_lines
-from test_properties import run_scenario
 
 import qbb_events.logs._fast_verification as fast_module
 from qbb_events import VerificationReport, export_parquet, verify_logs

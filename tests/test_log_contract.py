@@ -1,26 +1,32 @@
-"""The contract every event-log store passes: the in-memory log is the reference."""
+"""The contract every event-log backend passes: memory (the reference), files, SQLite, PostgreSQL.
+
+The cases are `qbb_events.testing.EventLogContract` and `LogStoreContract`,
+written once; each backend subclasses them here (and, for logs, under every
+sync policy).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-from support.workflows import run_workflow
 
 from qbb_events import (
     EventLog,
+    EventStore,
     InMemoryEventLog,
+    InMemoryEventStore,
     JsonLinesEventLog,
-    LogSealedError,
+    JsonLinesEventStore,
+    PostgresEventStore,
     SqliteEventStore,
     SyncPolicy,
-    check_chain,
-    copy_logs,
-    fold,
-    read_log,
-    verify_logs,
+    log_file_name,
 )
+from qbb_events.testing import EventLogContract, LogStoreContract
 
 POLICIES = {
     "every_event": SyncPolicy.every_event(),
@@ -28,74 +34,103 @@ POLICIES = {
     "on_close": SyncPolicy.on_close(),
 }
 
-MakeLog = Callable[[str], EventLog]
+
+@pytest.fixture(params=list(POLICIES))
+def policy(request: pytest.FixtureRequest) -> SyncPolicy:
+    return POLICIES[request.param]
 
 
-@pytest.fixture(
-    params=["memory"]
-    + [f"{store}-{policy}" for store in ("jsonl", "sqlite") for policy in POLICIES]
-)
-def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeLog]:
-    """A factory of fresh, unbound logs of one store and policy."""
-    store_name, _, policy_name = request.param.partition("-")
-    stores: list[SqliteEventStore] = []
+class _ClosesStores:
+    """Closes the stores a case opened."""
 
-    def make(name: str) -> EventLog:
-        if store_name == "memory":
-            return InMemoryEventLog()
-        policy = POLICIES[policy_name]
-        if store_name == "jsonl":
-            return JsonLinesEventLog(tmp_path / "logs" / f"{name}.jsonl", sync=policy)
-        if not stores:
-            stores.append(SqliteEventStore(tmp_path / "logs.sqlite", sync=policy))
-        return stores[0].log()
+    stores: list[EventStore]
 
-    yield make
-    for store in stores:
-        store.close()
+    @pytest.fixture(autouse=True)
+    def _stores(self) -> Iterator[None]:
+        self.stores = []
+        yield
+        for store in self.stores:
+            store.close()
+
+    def keep(self, store: EventStore) -> EventStore:
+        self.stores.append(store)
+        return store
 
 
-def test_a_butler_run_is_stored_whole(make_log: MakeLog, tmp_path: Path) -> None:
-    log = make_log("a")
-    butler = run_workflow(tmp_path / "repo", log)
-    events = butler.events
-    assert log.events == events
-    assert log.sealed
-    assert len(log) == len(events)
-    check_chain(events)
-    assert fold(events) == butler.extract_provenance_data()
-    assert log.last_hash == events[-1].hash
-    log.close()
-    report = verify_logs(log)
-    assert report.ok, list(report.problems())
-    assert report.logs[0].final_hash == events[-1].hash
+# -- logs ------------------------------------------------------------------------------
 
 
-def test_a_sealed_log_refuses_appends(make_log: MakeLog, tmp_path: Path) -> None:
-    log = make_log("a")
-    run_workflow(tmp_path / "repo", log)
-    with pytest.raises(LogSealedError):
-        log.append("input_marked_unused", {"dataset_id": str(log.events[0].quantum_id)})
-    log.close()
+class TestMemoryLog(EventLogContract):
+    def make_log(self, directory: Path, name: str) -> EventLog:
+        return InMemoryEventLog()
 
 
-def test_every_store_holds_the_same_records(make_log: MakeLog, tmp_path: Path) -> None:
-    """Copied to files, any store's log is byte for byte what the file log writes."""
-    log = make_log("a")
-    butler = run_workflow(tmp_path / "repo", log)
-    log.close()
-    report = copy_logs(log, tmp_path / "copied")
-    assert report.ok
-    (copied,) = (tmp_path / "copied").iterdir()
-    assert read_log(copied) == list(butler.events)
-    assert verify_logs(copied).digest == verify_logs(log).digest
+class TestJsonLinesLog(EventLogContract):
+    @pytest.fixture(autouse=True)
+    def _policy(self, policy: SyncPolicy) -> None:
+        self.policy = policy
+
+    def make_log(self, directory: Path, name: str) -> EventLog:
+        return JsonLinesEventLog(directory / "logs" / f"{name}.jsonl", sync=self.policy)
 
 
-def test_many_logs_in_one_store(make_log: MakeLog, tmp_path: Path) -> None:
-    logs = [make_log(f"q{i}") for i in range(3)]
-    butlers = [run_workflow(tmp_path / f"repo{i}", log) for i, log in enumerate(logs)]
-    for log in logs:
-        log.close()
-    report = verify_logs(logs)
-    assert report.ok
-    assert {v.quantum_id for v in report.logs} == {b.events[0].quantum_id for b in butlers}
+class TestSqliteLog(_ClosesStores, EventLogContract):
+    @pytest.fixture(autouse=True)
+    def _policy(self, policy: SyncPolicy) -> None:
+        self.policy = policy
+
+    def make_log(self, directory: Path, name: str) -> EventLog:
+        if not self.stores:
+            self.keep(SqliteEventStore(directory / "logs.sqlite", sync=self.policy))
+        store = self.stores[0]
+        assert isinstance(store, SqliteEventStore)
+        return store.log()
+
+
+class TestPostgresLog(_ClosesStores, EventLogContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_log(self, directory: Path, name: str) -> EventLog:
+        if not self.stores:
+            self.keep(PostgresEventStore(self.url))
+        store = self.stores[0]
+        assert isinstance(store, PostgresEventStore)
+        return store.log()
+
+
+# -- stores ----------------------------------------------------------------------------
+
+
+class TestMemoryStore(LogStoreContract):
+    stores_by_location: ClassVar[dict[Path, InMemoryEventStore]] = {}
+
+    def open_store(self, location: Path) -> EventStore:
+        return self.stores_by_location.setdefault(location, InMemoryEventStore())
+
+
+class TestJsonLinesStore(LogStoreContract):
+    torn_tails = True
+
+    def open_store(self, location: Path) -> EventStore:
+        return JsonLinesEventStore(location / "logs")
+
+    def tear_last_record(self, location: Path, quantum_id: uuid.UUID, attempt: int) -> None:
+        path = location / "logs" / log_file_name(quantum_id, attempt)
+        with open(path, "ab") as stream:
+            stream.write(b'{"attempt":0,"dataset_ids":["0000')
+
+
+class TestSqliteStore(LogStoreContract):
+    def open_store(self, location: Path) -> EventStore:
+        return SqliteEventStore(location / "logs.sqlite")
+
+
+class TestPostgresStore(LogStoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def open_store(self, location: Path) -> EventStore:
+        return PostgresEventStore(self.url)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.durable import kinds
+from support.store_workers import empty_quantum, existence_payload
 from support.workflows import (
     DIMS,
     RUN,
@@ -41,6 +43,7 @@ from qbb_events import (
     Quantum,
     QuantumBackedButler,
     SchemaVersionError,
+    SyncPolicy,
     TornLogWarning,
     UnknownEventKindError,
     canonical_json,
@@ -50,6 +53,7 @@ from qbb_events import (
     iter_log,
     parse_event,
     read_log,
+    verify_logs,
 )
 
 
@@ -790,3 +794,53 @@ def test_fold_refuses_events_spliced_from_two_attempts(tmp_path: Path) -> None:
     reducer = ProvenanceReducer().update(ours[:3])
     with pytest.raises(FoldError):
         reducer.update(theirs[3:])
+
+
+# -- the file log ---------------------------------------------------------------------------
+
+
+def test_a_forked_child_cannot_append_to_its_parents_log(tmp_path: Path) -> None:
+    # BUG: "two processes never append to the same quantum's log" rests on
+    # flock, which a forked child shares with its parent. A task that forks
+    # (multiprocessing) with the butler in hand appends from both processes:
+    # both write seq 1, and the log is corrupt (duplicated, tampered). The log
+    # should refuse appends from a process other than the one that opened it.
+    path = tmp_path / "q.jsonl"
+    log = JsonLinesEventLog(path, sync=SyncPolicy.every_event())
+    QuantumBackedButler.initialize(
+        str(tmp_path / "repo"), empty_quantum(str(uuid.uuid4())), log=log
+    )
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 0
+        try:
+            log.append("existence_checked", existence_payload(1))
+        except BaseException:
+            status = 3
+        os._exit(status)
+    os.waitpid(pid, 0)
+    log.append("existence_checked", existence_payload(2))
+    log.close()
+    assert kinds(verify_logs(path)) == ["unsealed"]
+
+
+def test_a_directory_as_log_path_raises_a_library_error(tmp_path: Path) -> None:
+    # BUG (minor): documented "LogWriteError if the file cannot be created",
+    # but a path naming a directory raises a bare IsADirectoryError from
+    # os.open in JsonLinesEventLog._open (the second, non-O_EXCL open is not
+    # wrapped).
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(LogWriteError):
+        JsonLinesEventLog(tmp_path / "taken")
+
+
+def test_read_log_of_a_binary_file_says_it_is_not_a_log(tmp_path: Path) -> None:
+    path = tmp_path / "image.jsonl"
+    # No newline at the end: it used to be taken for a torn last record.
+    path.write_bytes(b"\x89PNG\x1a\x00\x00\x00\rIHDR" + bytes(range(11, 256)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(LogCorruptedError) as caught:
+            read_log(path)
+    assert "torn" not in str(caught.value)
+    assert "not a JSON Lines log record" in str(caught.value)

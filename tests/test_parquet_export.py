@@ -28,9 +28,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
+from support.scenarios import run_scenario
 from support.strategies import Scenario, scenarios
 from support.workflows import RUN, lines_of, rehash, run_workflow, write_lines
-from test_properties import run_scenario
 
 import qbb_events.parquet.export as export_module
 from qbb_events import (

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.scenarios import run_scenario
 from support.strategies import scenarios
 from support.workflows import run_workflow
-from test_properties import run_scenario
 
 from qbb_events import (
     DatasetRef,

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
+from support.versions import FIXTURES, V1_LOG, as_version_2, set_version
 
 import qbb_events.events as events_module
 from qbb_events import (
@@ -27,8 +26,6 @@ from qbb_events import (
     verify_logs,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v1"
-V1_LOG = FIXTURES / "workflow.jsonl"
 # The fixture is a record of what version 1 wrote: it is never regenerated.
 # If this digest changes, the fixture was edited, which defeats its purpose.
 V1_LOG_SHA256 = "90ce4d351544fe6d3e926362674b3286b83a7cf5dfb0b5b0ac8a8229b87d4d77"
@@ -67,27 +64,9 @@ def test_the_v1_fixture_copies_into_sqlite_and_back(tmp_path: Path) -> None:
     assert copied.read_bytes() == V1_LOG.read_bytes()
 
 
-def _set_version(monkeypatch: pytest.MonkeyPatch, version: int) -> None:
-    """Set the version this library writes and reads, wherever a module imported it."""
-    for name, module in list(sys.modules.items()):
-        if name.startswith("qbb_events") and hasattr(module, "SCHEMA_VERSION"):
-            monkeypatch.setattr(module, "SCHEMA_VERSION", version)
-
-
-def _as_version_2(monkeypatch: pytest.MonkeyPatch, seen: list[int]) -> None:
-    """Pretend this library writes version 2, with an upcaster from version 1."""
-
-    def v1_to_v2(body: dict[str, Any]) -> dict[str, Any]:
-        seen.append(body["seq"])
-        return {**body, "schema_version": 2}
-
-    _set_version(monkeypatch, 2)
-    monkeypatch.setattr(events_module, "_UPCASTERS", {1: v1_to_v2})
-
-
 def test_an_older_log_is_upcast_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
-    _as_version_2(monkeypatch, seen)
+    as_version_2(monkeypatch, seen)
     events = read_log(V1_LOG)
     assert {e.schema_version for e in events} == {2}
     assert seen == list(range(13))
@@ -102,7 +81,7 @@ def test_an_older_log_resumes_under_a_newer_version(
     # A sealed log cannot take more events, so resume its first twelve.
     path = tmp_path / "partial.jsonl"
     path.write_bytes(b"".join(V1_LOG.read_bytes().splitlines(keepends=True)[:12]))
-    _as_version_2(monkeypatch, [])
+    as_version_2(monkeypatch, [])
     log = JsonLinesEventLog(path, resume=True)
     try:
         assert len(log) == 12
@@ -135,7 +114,7 @@ def test_a_newer_version_is_refused_naming_the_version_needed(tmp_path: Path) ->
 
 
 def test_a_version_without_upcaster_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    _set_version(monkeypatch, 3)
+    set_version(monkeypatch, 3)
     monkeypatch.setattr(events_module, "_UPCASTERS", {2: lambda body: body})
     with pytest.raises(SchemaVersionError, match="no upcaster from schema version 1"):
         next(iter_log(V1_LOG))
@@ -146,6 +125,6 @@ def test_upcasting_never_changes_the_stored_data(
 ) -> None:
     path = tmp_path / "copy.jsonl"
     shutil.copy(V1_LOG, path)
-    _as_version_2(monkeypatch, [])
+    as_version_2(monkeypatch, [])
     read_log(path)
     assert path.read_bytes() == V1_LOG.read_bytes()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-import multiprocessing
 import os
-import signal
 import socket
 import sqlite3
 import threading
@@ -18,11 +16,11 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from support.sqlite_workers import (
-    append_events,
-    append_until_killed,
+from support.store_workers import (
     empty_quantum,
     existence_payload,
+    kill_mid_group,
+    run_writers,
 )
 from support.workflows import run_workflow, stored_line
 
@@ -46,8 +44,6 @@ from qbb_events import (
 from qbb_events.logs import _sql_store as sqlite_module
 from qbb_events.logs import encode_record
 from qbb_events.logs.sqlite import SqliteEventLog, SqliteEventStore
-
-SPAWN = multiprocessing.get_context("spawn")
 
 
 @pytest.fixture
@@ -646,28 +642,7 @@ def test_bad_arguments(store_path: Path) -> None:
 def test_four_processes_append_to_one_file_at_once(tmp_path: Path, store_path: Path) -> None:
     count, writers = 10_000, 4
     quanta = [str(uuid.uuid4()) for _ in range(writers)]
-    start = SPAWN.Barrier(writers + 1)
-    processes = [
-        SPAWN.Process(
-            target=append_events,
-            args=(str(store_path), str(tmp_path / f"repo{k}"), quanta[k], count, start, 100),
-        )
-        for k in range(writers)
-    ]
-    # The file does not exist yet: the writers also race to create it.
-    for process in processes:
-        process.start()
-    try:
-        start.wait(timeout=120)
-        for process in processes:
-            process.join(timeout=120)
-        assert [p.exitcode for p in processes] == [0] * writers
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
-            process.close()
+    run_writers(str(store_path), tmp_path, quanta, count, 100)
     with SqliteEventStore(store_path) as store:
         assert sorted(str(q) for q, _ in store.quanta()) == sorted(quanta)
         for quantum_id in quanta:
@@ -688,23 +663,7 @@ def test_committed_events_survive_a_killed_writer_and_resume_continues(
 ) -> None:
     quantum_id = str(uuid.uuid4())
     committed = 1000
-    ready = SPAWN.Event()
-    process = SPAWN.Process(
-        target=append_until_killed,
-        args=(str(store_path), str(tmp_path / "repo"), quantum_id, committed, ready),
-    )
-    process.start()
-    try:
-        assert ready.wait(timeout=120)
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGKILL)
-        process.join(timeout=60)
-        assert process.exitcode == -signal.SIGKILL
-    finally:
-        if process.is_alive():
-            process.kill()
-            process.join()
-        process.close()
+    kill_mid_group(str(store_path), tmp_path / "repo", quantum_id, committed)
     key = uuid.UUID(quantum_id)
     with SqliteEventStore(store_path) as store:
         survived = store.read(key, 0)
@@ -741,3 +700,12 @@ def test_committed_events_survive_a_killed_writer_and_resume_continues(
 def test_resume_of_an_unknown_attempt_is_refused(store: SqliteEventStore) -> None:
     with pytest.raises(LookupError):
         store.resume(uuid.uuid4(), 0)
+
+
+def test_a_damaged_database_error_names_no_blank_errno(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises((LogWriteError, LogCorruptedError)) as caught:
+        SqliteEventStore(path)
+    assert "Errno None" not in str(caught.value)
+    assert str(path) in str(caught.value)

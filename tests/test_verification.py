@@ -18,7 +18,12 @@ import hashlib
 import json
 import random
 import shutil
+import sqlite3
+import subprocess
+import sys
 import tempfile
+import textwrap
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,25 +31,36 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.durable import cli, edit, kinds, rehashed, sealed_log, sqlite_copy
+from support.readonly import frozen, unlistable
+from support.scenarios import run_scenario
+from support.store_workers import empty_quantum, existence_payload
 from support.strategies import Scenario, scenarios
+from support.versions import V1_LOG, as_version_2
 from support.workflows import lines_of, rehash, run_workflow, stored_line, write_lines
-from test_properties import run_scenario
 
 from qbb_events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
     InMemoryEventLog,
     JsonLinesEventLog,
+    LogCorruptedError,
     LogVerification,
     Problem,
+    QbbEventsError,
     QuantumBackedButler,
+    SyncPolicy,
     VerificationReport,
     canonical_json,
+    copy_logs,
+    export_parquet,
     read_log,
     run_digest,
+    source_kind,
     stored_logs,
     verify_logs,
 )
+from qbb_events.logs import SqliteEventStore
 
 KINDS = [
     "quantum_started",
@@ -185,11 +201,14 @@ def test_an_unsealed_log(tmp_path: Path) -> None:
     assert verify_logs(path).ok
 
 
-def test_an_empty_log_file_has_no_verdict_problems(tmp_path: Path) -> None:
+def test_an_empty_log_file_is_reported_as_not_started(tmp_path: Path) -> None:
+    # Issue 8: a 0-byte log used to verify as OK; it is a log with no
+    # quantum_started, and says so.
     path = tmp_path / "empty.jsonl"
     path.touch()
     report = verify_logs(path)
-    assert report.ok
+    assert not report.ok
+    assert [p.kind for _, p in report.problems()] == ["not_started"]
     [verdict] = report.logs
     assert verdict.events == 0
     assert verdict.quantum_id is None
@@ -1127,3 +1146,272 @@ def test_every_single_byte_of_one_event_is_covered(sound_log: bytes, tmp_path: P
             assert not report.ok, position
             # Whatever the byte, the report names the changed line.
             assert 8 in {p.position for _, p in report.problems()}, position
+
+
+# -- verification of SQLite stores ------------------------------------------------------------
+
+
+def test_verifying_a_foreign_sqlite_file_leaves_it_alone(tmp_path: Path) -> None:
+    # BUG: verification opens any SQLite file as a store for writing: it
+    # switches the file to WAL mode and creates the qbb tables in it, then
+    # reports "0 of 0 logs verified" and ok. A check must not write to what it
+    # checks (nor need write access: a read-only archive cannot be verified).
+    db = tmp_path / "other-app.db"
+    edit(db, "CREATE TABLE notes (body TEXT)")
+    before = db.read_bytes()
+    try:
+        report = verify_logs(db)
+    except QbbEventsError:
+        pass
+    else:
+        assert not report.ok, "a database holding no event store verified as sound"
+    connection = sqlite3.connect(db)
+    try:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+    assert tables == ["notes"]
+    assert mode == "delete"
+    assert db.read_bytes() == before
+
+
+def test_verification_does_not_wait_for_the_write_lock(tmp_path: Path) -> None:
+    # BUG (same root cause): verification opens the store with a BEGIN
+    # IMMEDIATE transaction, so it queues behind any writer; with WAL a reader
+    # never needs to. Here it would wait the 60 s busy timeout, then raise.
+    db, _ = sqlite_copy(tmp_path)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(verify_logs(db)), daemon=True)
+    try:
+        thread.start()
+        thread.join(3.0)
+        finished = not thread.is_alive()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        thread.join(30.0)
+    assert finished, "verify_logs waited for another connection's write lock"
+
+
+def test_a_damaged_sqlite_file_is_reported_not_raised(tmp_path: Path) -> None:
+    # BUG: verify_logs is documented to never raise for a bad log and has an
+    # `unreadable` problem for a store that cannot be read, but a damaged
+    # store file raises LogWriteError ("opening the store failed: file is not
+    # a database") -- a *write* error, from a read.
+    db = tmp_path / "run.sqlite"
+    db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
+    report = verify_logs(db)
+    assert "unreadable" in kinds(report)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE qbb_events SET record = CAST(record AS TEXT) WHERE seq = 3",
+        "UPDATE qbb_logs SET quantum_id = 'not-a-uuid'",
+    ],
+    ids=["record-stored-as-text", "claim-id-not-a-uuid"],
+)
+def test_a_damaged_sqlite_store_gives_a_report_not_an_untyped_error(
+    tmp_path: Path, damage: str
+) -> None:
+    # BUG: stored_log() calls bytes(record) (TypeError for a TEXT value) and
+    # quanta() calls uuid.UUID(...) (ValueError), outside what _LogChecker
+    # catches: verify_logs raises, and `qbb-events verify` dies with a traceback.
+    db, _ = sqlite_copy(tmp_path)
+    edit(db, damage)
+    try:
+        report = verify_logs(db)
+    except QbbEventsError:
+        pass  # a typed error would do too
+    else:
+        assert not report.ok
+    result = cli("verify", db)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE qbb_events SET seq = 99 WHERE seq = 12",
+        "UPDATE qbb_events SET seq = seq + 100 WHERE seq >= 5",
+        "DELETE FROM qbb_logs",
+        "DELETE FROM qbb_events WHERE seq = 12",
+    ],
+    ids=["last-seq-edited", "seqs-shifted", "claim-row-deleted", "last-row-deleted"],
+)
+def test_sqlite_verification_sees_what_the_store_itself_refuses(
+    tmp_path: Path, damage: str
+) -> None:
+    # BUG: verification reads only the record bytes, ordered by the seq column,
+    # of the quanta listed in qbb_logs. It never compares the key columns with
+    # the record nor the claim row with the rows, so: an edited seq column
+    # verifies ok; deleting the claim row hides the whole log (0 logs, ok); a
+    # deleted quantum_finished row reads as "unsealed: the quantum did not
+    # finish" though the claim row says 13 events, sealed. store.read()
+    # refuses every one of these logs (or no longer finds it).
+    db, quantum_id = sqlite_copy(tmp_path)
+    edit(db, damage)
+    with SqliteEventStore(db) as store, pytest.raises((LogCorruptedError, LookupError)):
+        store.read(uuid.UUID(quantum_id), 0)
+    report = verify_logs(db)
+    assert not report.ok, "a store that SqliteEventStore.read refuses verified as sound"
+    assert set(kinds(report)) != {"unsealed"}, kinds(report)
+
+
+# -- verification edge cases --------------------------------------------------------------------
+
+
+def test_a_forged_huge_seq_is_reported_promptly(tmp_path: Path) -> None:
+    # BUG: _LogChecker.finish lists every missing seq one by one
+    # (range(max_seq + 1)), so one record whose seq was edited to 2**62 and
+    # re-hashed (an attack the docs discuss) makes verification run out of
+    # memory or never end instead of reporting one "missing" run.
+    path = sealed_log(tmp_path / "src")
+    lines = path.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    last["seq"] = 2**62
+    lines[-1] = rehashed(last) + b"\n"
+    path.write_bytes(b"".join(lines))
+    code = textwrap.dedent(
+        """
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+        from qbb_events import verify_logs
+        report = verify_logs(sys.argv[1])
+        print(" ".join(sorted({p.kind for _, p in report.problems()})))
+        """
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=8
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("verification of one forged record did not finish in 8 s")
+    assert done.returncode == 0, done.stderr[-300:]
+    assert "missing" in done.stdout.split()
+
+
+def test_a_live_log_resumed_from_an_older_schema_verifies_and_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BUG: the docs promise old logs "keep verifying forever". A live log
+    # resumed from a version-1 file under a newer library holds upcast events;
+    # sources._live_log (and check_chain) re-serialize those upcast events and
+    # hash them, so every v1 event is reported "tampered" and copy_logs
+    # refuses the log. The file itself verifies fine.
+    path = tmp_path / "partial.jsonl"
+    path.write_bytes(b"".join(V1_LOG.read_bytes().splitlines(keepends=True)[:12]))
+    as_version_2(monkeypatch, [])
+    log = JsonLinesEventLog(path, resume=True)
+    try:
+        assert kinds(verify_logs(path)) == ["unsealed"]
+        assert kinds(verify_logs(log)) == ["unsealed"]
+        assert copy_logs(log, tmp_path / "out").ok
+    finally:
+        log.close()
+
+
+# -- sources that cannot be read (issue 8) -----------------------------------------------------
+
+
+def test_an_empty_log_among_good_logs_is_reported(tmp_path: Path) -> None:
+    for k in range(2):
+        run_workflow(tmp_path / f"repo{k}", tmp_path / "logs" / f"q{k}.jsonl")
+    (tmp_path / "logs" / "crashed.jsonl").touch()
+    report = verify_logs(tmp_path / "logs")
+    assert not report.ok
+    [(verdict, problem)] = list(report.problems())
+    assert verdict.location.endswith("crashed.jsonl")
+    assert problem.kind == "not_started"
+    assert sum(v.ok for v in report.logs) == 2
+
+
+def test_a_subdirectory_that_cannot_be_listed_is_reported_unreadable(tmp_path: Path) -> None:
+    run_workflow(tmp_path / "repo", tmp_path / "logs" / "q.jsonl")
+    hidden = tmp_path / "logs" / "node7"
+    run_workflow(tmp_path / "repo7", hidden / "q7.jsonl")
+    with unlistable(hidden):
+        report = verify_logs(tmp_path / "logs")
+    assert not report.ok
+    assert [(v.location, p.kind) for v, p in report.problems()] == [(str(hidden), "unreadable")]
+    assert "Permission denied" in next(iter(report.problems()))[1].message
+
+
+def test_a_store_in_a_readonly_directory_verifies(tmp_path: Path) -> None:
+    store_path = tmp_path / "archive" / "run.sqlite"
+    with SqliteEventStore(store_path) as store:
+        run_workflow(tmp_path / "repo", store.log())
+    before = {p.name: p.read_bytes() for p in store_path.parent.iterdir()}
+    with frozen(store_path.parent):
+        report = verify_logs(store_path)
+        copied = copy_logs(store_path, tmp_path / "out")
+    assert report.ok, list(report.problems())
+    assert report.events == 13
+    assert copied.ok
+    assert {p.name: p.read_bytes() for p in store_path.parent.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    "content", [b"\x00\x01\x02binary\xff" * 50, b"\x89PNG\r\n\x1a\n" + bytes(range(256))]
+)
+def test_a_binary_file_is_refused_as_not_a_log_naming_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "picture.bin"
+    path.write_bytes(content)
+    report = verify_logs(path)
+    [(_, problem)] = list(report.problems())
+    assert problem.kind == "unreadable"
+    assert "not a JSON Lines log" in problem.message
+    assert "binary" in problem.message
+    assert path.read_bytes() == content
+
+
+def test_a_parquet_export_is_named_as_such(tmp_path: Path) -> None:
+    run_workflow(tmp_path / "repo", tmp_path / "logs" / "q.jsonl")
+    export_parquet(tmp_path / "logs", tmp_path / "export")
+    report = verify_logs(tmp_path / "export")
+    [(_, problem)] = list(report.problems())
+    assert problem.kind == "unreadable"
+    assert "Parquet export" in problem.message
+    assert "verify_export" in problem.message
+
+
+def test_source_kind_tells_every_source_apart(tmp_path: Path) -> None:
+    run_workflow(tmp_path / "repo", tmp_path / "logs" / "q.jsonl")
+    copy_logs(tmp_path / "logs", tmp_path / "s.sqlite")
+    export_parquet(tmp_path / "logs", tmp_path / "export")
+    assert source_kind(tmp_path / "logs" / "q.jsonl") == "jsonl"
+    assert source_kind(tmp_path / "logs") == "directory"
+    assert source_kind(tmp_path / "s.sqlite") == "sqlite"
+    assert source_kind(f"sqlite:///{tmp_path / 's.sqlite'}") == "sqlite"
+    assert source_kind("postgresql+psycopg://u@h/db") == "postgresql"
+    assert source_kind(tmp_path / "export") == "parquet"
+    with pytest.raises(FileNotFoundError):
+        source_kind(tmp_path / "none")
+
+
+def test_verification_keeps_no_per_event_state(tmp_path: Path) -> None:
+    # Bounded memory: the checker's seq runs stay one run for a sound log,
+    # so tracemalloc's peak does not grow with the events (the benchmark
+    # measures RSS at 10 million events).
+    import tracemalloc
+
+    peaks = []
+    for events in (10_000, 40_000):
+        log = JsonLinesEventLog(tmp_path / f"l{events}.jsonl", sync=SyncPolicy.on_close())
+        butler = QuantumBackedButler.initialize(
+            tmp_path / f"repo{events}", empty_quantum(str(uuid.uuid4())), log=log
+        )
+        for index in range(events):
+            log.append("existence_checked", existence_payload(index))
+        butler.close()
+        log.close()
+        tracemalloc.start()
+        assert verify_logs(log.path).ok
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] * 1.2, peaks

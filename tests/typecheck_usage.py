@@ -86,3 +86,28 @@ def durable(root: Path, quantum: Quantum, store_path: Path) -> str:
     copied: CopyReport = copy_logs(store_path, root / "copies")
     assert copied.ok or problems
     return report.digest
+
+
+def stores(root: Path, quantum: Quantum, url: str) -> list[tuple[uuid.UUID, int]]:
+    from qbb_events import (
+        EventLog,
+        EventStore,
+        InMemoryEventStore,
+        PostgresEventLog,
+        PostgresEventStore,
+        SourceKind,
+        copy_logs,
+        source_kind,
+    )
+
+    with PostgresEventStore(url) as postgres:
+        log: PostgresEventLog = postgres.log()
+        with QuantumBackedButler.initialize(root, quantum, log=log):
+            pass
+        memory: EventStore = InMemoryEventStore()
+        copy_logs(postgres, memory)
+        again: EventLog = memory.open_log(quantum.id, 0)
+        assert again.sealed
+        kind: SourceKind = source_kind(url)
+        assert kind == "postgresql"
+        return memory.quanta()

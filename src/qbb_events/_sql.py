@@ -34,7 +34,10 @@ Transactions
     (``40P01``). ``work`` may therefore run more than once, each time in a
     fresh transaction.
 
-Idempotent bulk insert
+Bulk inserts
+    `insert_rows(connection, table, rows)` is the writers' hot path: a
+    plain insert of positional rows (``executemany`` on SQLite, ``COPY``
+    on PostgreSQL), where a duplicate key is a `DatabaseIntegrityError`.
     `insert_missing(connection, table, rows, keys)` inserts rows whose key is
     not stored yet and returns how many were new, with the dialect's
     ``insert(...).on_conflict_do_nothing(index_elements=keys)``, executed as
@@ -91,6 +94,7 @@ __all__ = [
     "Uuid",
     "check_schema_version",
     "insert_missing",
+    "insert_rows",
     "is_database_url",
     "is_sqlite_file",
     "open_database",
@@ -384,6 +388,16 @@ def _open_sqlite(path: Path, readonly: bool, timeout_s: float, create_directory:
                 raise DatabaseError(
                     err.errno, f"Cannot create the database's directory: {err.strerror}", str(path)
                 ) from err
+        # SQLite says only "unable to open database file" (SQLITE_CANTOPEN,
+        # errno ENOENT) for a file it may not write: say why, with its errno.
+        if path.exists() and not os.access(path, os.W_OK):
+            raise DatabaseError(errno.EACCES, "The database file is not writable", str(path))
+        if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise DatabaseError(
+                errno.EACCES,
+                "Cannot create the database: its directory is not writable",
+                str(path),
+            )
         database = f"file:{quoted}"
     engine = sa.create_engine(
         sa.URL.create("sqlite", database=database, query={"uri": "true"}),
@@ -500,6 +514,63 @@ def insert_missing(
         dialect_insert(table).on_conflict_do_nothing(index_elements=columns).returning(*columns)
     )
     return len(conn.execute(statement, list(rows)).all())
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert positional rows (in the table's column order) as fast as the dialect allows.
+
+    Parameters
+    ----------
+    conn : `sqlalchemy.engine.Connection`
+        A connection inside a transaction (see `Database.transact`).
+    table : `sqlalchemy.Table`
+        The table.
+    rows : `~collections.abc.Sequence` [`~collections.abc.Sequence`]
+        The rows, each value in the table's column order.
+
+    Raises
+    ------
+    DatabaseIntegrityError
+        If a row breaks a constraint (none of the rows is stored: the
+        transaction fails).
+    DatabaseError
+        If the database refuses the rows otherwise.
+
+    Notes
+    -----
+    A plain ``INSERT``, not idempotent: for the hot path of a writer, where
+    a duplicate key is a conflict to report. SQLite takes the driver's
+    ``executemany`` of one prepared statement; PostgreSQL takes ``COPY ...
+    FROM STDIN`` through psycopg, one round trip for the whole batch, where
+    ``executemany`` pays one per row. Values travel as parameters either way.
+    """
+    if not rows:
+        return
+    names = [column.name for column in table.columns]
+    if conn.dialect.name != "postgresql":
+        # Positional tuples straight to the driver: SQLAlchemy Core's per-row
+        # parameter processing for a list of dicts costs more than SQLite's
+        # own insert (measured: 14 us/row against 8). Only placeholders.
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        )
+        conn.exec_driver_sql(sql, list(rows))
+        return
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.errors.IntegrityError as err:
+        raise DatabaseIntegrityError(f"inserting into {table.name} failed: {err}") from err
+    except psycopg.Error as err:
+        state = getattr(err, "sqlstate", None)
+        number = _ERRNO_OF_SQLSTATE.get(state or "", _ERRNO_OF_SQLSTATE.get((state or "")[:2]))
+        raise DatabaseError(number, f"inserting into {table.name} failed: {err}") from err
 
 
 def check_schema_version(

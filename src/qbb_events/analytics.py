@@ -15,8 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+try:
+    import pandas as pd
+except ModuleNotFoundError as _missing:  # pragma: no cover - exercised in a subprocess
+    if _missing.name != "pandas":
+        raise
+    # A bare "No module named 'pandas'" does not say it is an optional extra.
+    raise ModuleNotFoundError(
+        "qbb_events.analytics needs pandas, an optional dependency: "
+        "pip install 'qbb-events[analytics]'",
+        name="pandas",
+    ) from None
+import numpy as np  # after pandas, which needs it: a missing extra is named as pandas
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds

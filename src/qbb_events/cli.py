@@ -12,6 +12,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from ._sql import is_database_url
 from .demo import run_demo
 from .errors import QbbEventsError
 from .fold import fold
@@ -21,6 +22,23 @@ from .parquet import export_parquet, write_provenance
 from .quantum import Quantum
 
 __all__ = ["main"]
+
+
+class _Source(click.ParamType):  # type: ignore[type-arg]
+    """A log source on the command line: an existing path, or a database URL."""
+
+    name = "source"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value)
+        if not is_database_url(text) and not Path(text).exists():
+            self.fail(f"{text!r} does not exist (nor is it a database URL)", param, ctx)
+        return text
+
+
+_SOURCE = _Source()
 
 
 def _label(ref: DatasetRef) -> str:
@@ -131,15 +149,15 @@ def _print_report(console: Console, report: VerificationReport, *, verbose: bool
 
 
 @main.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=_SOURCE)
 @click.option("--digest", "expected", help="Run digest to check the logs against.")
 @click.option("--validate", is_flag=True, help="Also validate every field of every event.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="List sound logs too.")
 def verify(
-    sources: tuple[Path, ...], expected: str | None, validate: bool, as_json: bool, verbose: bool
+    sources: tuple[str, ...], expected: str | None, validate: bool, as_json: bool, verbose: bool
 ) -> None:
-    """Verify logs (files, directories, SQLite stores): hash chains, order, sealing.
+    """Verify logs (files, directories, SQLite stores, PostgreSQL URLs): chains, order, sealing.
 
     Exits 0 when every log is sound (and the digest matches), 1 when a log has a
     problem or no log was found.
@@ -161,10 +179,13 @@ def verify(
 
 
 @main.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.argument("destination", type=click.Path(path_type=Path))
-def copy(sources: tuple[Path, ...], destination: Path) -> None:
-    """Copy logs into an SQLite store (*.sqlite, *.db) or a directory; idempotent, verified.
+@click.argument("sources", nargs=-1, required=True, type=_SOURCE)
+@click.argument("destination")
+def copy(sources: tuple[str, ...], destination: str) -> None:
+    """Copy logs into an SQLite store (*.sqlite, *.db), a PostgreSQL URL or a directory.
+
+    Idempotent and verified on both sides; a destination that is a file but not
+    an event store is refused and left as it was.
 
     Exits 0 when every log was copied, 1 when some failed verification and were refused.
     """
@@ -185,7 +206,7 @@ def copy(sources: tuple[Path, ...], destination: Path) -> None:
 
 
 @main.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=_SOURCE)
 @click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--run", help="File every log under this run (default: each quantum's output run).")
 @click.option(
@@ -198,17 +219,19 @@ def copy(sources: tuple[Path, ...], destination: Path) -> None:
     help="Also fold every quantum into the provenance tables (vectorized).",
 )
 def export(
-    sources: tuple[Path, ...],
+    sources: tuple[str, ...],
     destination: Path,
     run: str | None,
     progress: bool | None,
     provenance: bool,
 ) -> None:
-    """Export logs (files, directories, SQLite stores) to a Parquet dataset.
+    """Export logs (files, directories, SQLite stores, PostgreSQL URLs) to a Parquet dataset.
 
     Writes DESTINATION/events, predicted and quanta, partitioned by run, then the
     provenance tables. Exporting logs the dataset already holds adds nothing. Exits 1 if
-    a log did not verify (it is exported, flagged in the quanta table).
+    a log did not verify (it is exported, flagged in the quanta table) or a source held
+    nothing to export (an empty or foreign file, an unreadable directory: nothing is
+    written for it, and it is named).
     """
     console = Console(stderr=True)
     try:
@@ -217,13 +240,17 @@ def export(
             write_provenance(destination)
     except (QbbEventsError, OSError) as err:
         raise click.ClickException(f"export failed: {err}") from err
+    nothing = len(report.unexported)
     click.echo(
         f"exported {report.logs} logs ({report.events} events) to {destination}; "
-        f"{report.skipped} already there"
+        f"{report.skipped} already there; {len(report.files)} files written"
+        + (f"; {nothing} sources held nothing to export" if nothing else "")
     )
     for location in report.flagged:
         console.print(f"[red]did not verify[/red] (exported, flagged): {location}")
-    if report.flagged:
+    for location, why in report.unexported:
+        console.print(f"[red]not exported[/red] {location}: {why}")
+    if report.flagged or report.unexported:
         sys.exit(1)
 
 

@@ -78,6 +78,15 @@ class QbbEventsError(Exception):
     """Base class of every error raised by qbb_events."""
 
 
+class _PlainOSError(OSError):
+    """An `OSError` whose message leaves out ``[Errno None]`` when there is no errno."""
+
+    def __str__(self) -> str:
+        if self.errno is not None or self.strerror is None:
+            return super().__str__()
+        return self.strerror if self.filename is None else f"{self.strerror}: {self.filename!r}"
+
+
 class InvalidDefinitionError(QbbEventsError, ValueError):
     """A dataset type, ref, data ID, id or quantum failed validation."""
 
@@ -165,7 +174,7 @@ class LogClosedError(QbbEventsError, ValueError):
     """An event was appended to a log whose file was closed."""
 
 
-class LogWriteError(QbbEventsError, OSError):
+class LogWriteError(QbbEventsError, _PlainOSError):
     """The file system refused a log append; the log was cut back to whole events."""
 
 
@@ -185,7 +194,7 @@ class LogConflictError(QbbEventsError, ValueError):
     """
 
 
-class DatabaseError(QbbEventsError, OSError):
+class DatabaseError(QbbEventsError, _PlainOSError):
     """A database could not be opened, reached, read or written.
 
     Raised for every driver error of SQLite and PostgreSQL that is not a

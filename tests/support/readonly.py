@@ -7,12 +7,14 @@ their write bits. Either way they are restored when the block ends.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def _chattr(flag: str, paths: list[Path]) -> None:
@@ -38,3 +40,34 @@ def frozen(folder: Path) -> Iterator[Path]:
     finally:
         for path in reversed(paths):
             path.chmod(modes[path])
+
+
+@contextmanager
+def unlistable(folder: Path) -> Iterator[Path]:
+    """Within the block, listing ``folder`` fails with ``EACCES``, even for root.
+
+    Without root its permission bits are cleared; under root (which ignores
+    them) ``os.scandir`` of that one directory is made to fail as the kernel
+    would.
+    """
+    if os.geteuid() != 0:
+        mode = folder.stat().st_mode
+        folder.chmod(0)
+        try:
+            yield folder
+        finally:
+            folder.chmod(mode)
+        return
+    real = os.scandir
+    target = os.path.realpath(folder)
+
+    def scandir(path: Any = ".") -> Any:
+        if os.path.realpath(os.fspath(path)) == target:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real(path)
+
+    os.scandir = scandir
+    try:
+        yield folder
+    finally:
+        os.scandir = real

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import orjson
-
-from ..errors import LogConflictError, LogExistsError, LogWriteError
+from .._sql import is_database_url, is_sqlite_file
+from ..errors import LogConflictError, LogCorruptedError
 from ._records import StoredLog
-from ._sources import LOG_SUFFIX, LogSource, file_log, is_sqlite_file, stored_logs
+from ._sources import LogSource, stored_logs
+from ._store import EventStore
 from ._verification import LogVerification, verify_stored_logs
-from .jsonl import sync_directory
+from .jsonl import JsonLinesEventStore, is_json, log_file_name
+from .postgres import PostgresEventStore
+from .sqlite import STORE_SUFFIXES, SqliteEventStore
 
-if TYPE_CHECKING:
-    from .sqlite import SqliteEventStore
-
-__all__ = ["CopyReport", "copy_logs", "log_file_name"]
+__all__ = ["CopyReport", "copy_logs", "log_file_name", "open_destination"]
 
 # Problems that leave a log's records a sound prefix of what its writer
 # meant to write: such a log is copied as far as it goes.
 _PREFIX_PROBLEMS = frozenset({"unsealed", "truncated"})
-_SQLITE_SUFFIXES = frozenset({".sqlite", ".sqlite3", ".db"})
-_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +56,65 @@ class CopyReport:
         return not self.refused
 
 
-def log_file_name(quantum_id: uuid.UUID, attempt: int) -> str:
-    """Return the file name a log directory uses for a quantum attempt.
+def open_destination(destination: str | os.PathLike[str]) -> EventStore:
+    """Open the store a copy writes into, refusing what is not one.
 
     Parameters
     ----------
-    quantum_id : `uuid.UUID`
-        The quantum.
-    attempt : `int`
-        The attempt.
+    destination : `str` or `os.PathLike`
+        A PostgreSQL URL; an SQLite store (an existing store file, or a new
+        or empty path ending in ``.sqlite``, ``.sqlite3`` or ``.db``); or a
+        directory of JSON Lines logs (existing, or a new path).
 
     Returns
     -------
-    name : `str`
-        ``<quantum id>.<attempt>.jsonl``.
+    store : `EventStore`
+        The store, opened for writing.
+
+    Raises
+    ------
+    LogCorruptedError
+        If the path is an existing file that is not an event store (another
+        application's database, a log file, anything else); it is left
+        byte for byte as it was.
+    LogWriteError
+        If the store cannot be opened or created.
     """
-    return f"{quantum_id}.{attempt}{LOG_SUFFIX}"
+    text = os.fspath(destination)
+    if is_database_url(text):
+        if text.lower().startswith("sqlite"):
+            import sqlalchemy as sa
+
+            return SqliteEventStore(sa.make_url(text).database or "")
+        return PostgresEventStore(text)
+    path = Path(text)
+    if path.is_dir():
+        return JsonLinesEventStore(path)
+    if path.exists():
+        empty_store = path.suffix in STORE_SUFFIXES and path.stat().st_size == 0
+        if is_sqlite_file(path) or empty_store:
+            return SqliteEventStore(path)  # refuses another application's database
+        raise LogCorruptedError(
+            f"{path} is a file but not an event store: a copy goes into an SQLite store, a "
+            "PostgreSQL database or a directory; the file was left as it was"
+        )
+    if path.suffix in STORE_SUFFIXES:
+        return SqliteEventStore(path)
+    return JsonLinesEventStore(path)
 
 
-def copy_logs(
-    source: LogSource, destination: str | os.PathLike[str] | SqliteEventStore
-) -> CopyReport:
+def copy_logs(source: LogSource, destination: str | os.PathLike[str] | EventStore) -> CopyReport:
     """Copy every log of a source into another store, verified and idempotent.
 
     Parameters
     ----------
     source : `LogSource`
-        Files, directories, SQLite stores or live logs (see `stored_logs`).
-    destination : `str`, `os.PathLike` or `SqliteEventStore`
-        An SQLite store (object, existing SQLite file, or a new path ending
-        in ``.sqlite``, ``.sqlite3`` or ``.db``), or a directory, where each
-        log becomes ``<quantum id>.<attempt>.jsonl`` (see `log_file_name`).
+        Files, directories, SQLite stores, PostgreSQL URLs or live logs (see
+        `stored_logs`).
+    destination : `str`, `os.PathLike` or `EventStore`
+        A store object, or where one is (see `open_destination`): a
+        PostgreSQL URL, an SQLite store, or a directory where each log
+        becomes ``<quantum id>.<attempt>.jsonl`` (see `log_file_name`).
 
     Returns
     -------
@@ -105,6 +127,8 @@ def copy_logs(
         If the destination holds a different history for a quantum attempt
         (its events are not a prefix of the source's); logs copied before it
         stay copied.
+    LogCorruptedError
+        If the destination is a file that is not an event store.
     LogWriteError
         If the destination cannot be written.
 
@@ -112,38 +136,23 @@ def copy_logs(
     -----
     Each source log is verified first and copied only if sound (or cut
     short, see `CopyReport.refused`). Records are copied byte for byte, so
-    the hash chain and the final hash are the same in every store. A
-    destination that already holds a prefix of a log gets the rest; one that
-    holds all of it gets nothing, so copying twice stores each event once.
-    Each copy is verified again once written, and its final hash compared
-    with the source's.
+    the hash chain and the final hash are the same in every store. Every
+    destination appends with the same merge rule (`EventStore.append_records`):
+    one that already holds a prefix of a log gets the rest, one that holds
+    all of it gets nothing, so copying twice stores each event once. Each
+    copy is verified again once written, and its final hash compared with
+    the source's.
     """
-    from .sqlite import SqliteEventStore
-
-    store: SqliteEventStore | None = None
-    directory: Path | None = None
-    held: dict[tuple[uuid.UUID, int], Path] = {}
-    owned = False
-    if isinstance(destination, SqliteEventStore):
-        store = destination
-    else:
-        path = Path(destination)
-        new_store = path.suffix in _SQLITE_SUFFIXES and (
-            not path.exists() or (path.is_file() and path.stat().st_size == 0)
-        )
-        if is_sqlite_file(path) or new_store:
-            store, owned = SqliteEventStore(path), True
-        else:
-            directory = path
-            held = _logs_in_directory(directory)
+    owned = not isinstance(destination, EventStore)
+    store = (
+        open_destination(destination) if not isinstance(destination, EventStore) else destination
+    )
     copied: list[LogVerification] = []
     refused: list[LogVerification] = []
     added = present = 0
     try:
         for log in stored_logs(source):
             verdict = verify_stored_logs([log]).logs[0]
-            if verdict.events == 0 and not verdict.problems:
-                continue  # an empty log: nothing to copy
             if not all(p.kind in _PREFIX_PROBLEMS for p in verdict.problems) or (
                 verdict.quantum_id is None or verdict.attempt is None
             ):
@@ -152,17 +161,8 @@ def copy_logs(
             # Only what was verified is copied, even if a live writer has
             # appended more since.
             records = itertools.islice(_whole_records(log), verdict.events)
-            if store is not None:
-                new = store.append_records(records)
-                copy = _only_log(store, verdict)
-            else:
-                assert directory is not None
-                key = (verdict.quantum_id, verdict.attempt)
-                # A log already there under another name (its writer's, or
-                # the source itself) is continued, never stored twice.
-                target = held.setdefault(key, directory / log_file_name(*key))
-                new = _append_to_file(target, records, log.location)
-                copy = file_log(target)
+            new = store.append_records(records)
+            copy = store.stored_log(verdict.quantum_id, verdict.attempt)
             check = verify_stored_logs([copy]).logs[0]
             if check.final_hash != verdict.final_hash or check.events != verdict.events:
                 raise LogConflictError(
@@ -175,9 +175,9 @@ def copy_logs(
             added += new
             present += verdict.events - new
     finally:
-        if owned and store is not None:
+        if owned:
             store.close()
-    where = str(directory) if directory is not None else repr(store)
+    where = str(store.directory) if isinstance(store, JsonLinesEventStore) else repr(store)
     return CopyReport(tuple(copied), tuple(refused), added, present, where)
 
 
@@ -187,93 +187,6 @@ def _whole_records(log: StoredLog) -> Iterator[bytes]:
             yield record
         elif record.strip():
             # A torn last record is never copied: only whole events are.
-            if not _is_json(record):
+            if not is_json(record):
                 return
             yield record
-
-
-def _logs_in_directory(directory: Path) -> dict[tuple[uuid.UUID, int], Path]:
-    """Index the logs a directory already holds by quantum attempt (from their first record)."""
-    held: dict[tuple[uuid.UUID, int], Path] = {}
-    if not directory.is_dir():
-        return held
-    for log in stored_logs(directory):
-        for _, record, _ in log:
-            try:
-                first = orjson.loads(record)
-                key = (uuid.UUID(first["quantum_id"]), int(first["attempt"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                break  # not a log this copy could continue: left alone
-            held.setdefault(key, Path(log.location))
-            break
-    return held
-
-
-def _append_to_file(target: Path, records: Iterator[bytes], source: str) -> int:
-    """Make ``target`` hold ``records``; return how many were added."""
-    created = not target.exists()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as err:
-        raise LogWriteError(err.errno, f"Cannot open {target}: {err.strerror}") from err
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LogExistsError(f"{target} is in use by another log writer.") from None
-        offset = 0
-        needs_newline = False
-        for position, held, complete in file_log(target):
-            if not complete and not _is_json(held):
-                break  # a torn tail of an earlier, killed copy: cut below
-            wanted = next(records, None)
-            if wanted is None or held != wanted:
-                raise LogConflictError(
-                    f"{target} line {position} differs from the source log "
-                    f"{source}: the destination holds another history"
-                )
-            offset += len(held) + complete
-            needs_newline = not complete
-        added = 0
-        try:
-            if offset < os.fstat(fd).st_size:
-                os.ftruncate(fd, offset)
-            if needs_newline:
-                os.write(fd, b"\n")
-            batch: list[bytes] = []
-            for record in records:
-                batch.append(record + b"\n")
-                if len(batch) >= _BATCH:
-                    added += _write_all(fd, b"".join(batch), len(batch))
-                    batch.clear()
-            added += _write_all(fd, b"".join(batch), len(batch))
-            os.fsync(fd)
-            if created:
-                sync_directory(target.parent)
-        except OSError as err:
-            raise LogWriteError(err.errno, f"Copying into {target} failed: {err.strerror}") from err
-        return added
-    finally:
-        os.close(fd)
-
-
-def _is_json(record: bytes) -> bool:
-    try:
-        orjson.loads(record)
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def _write_all(fd: int, data: bytes, count: int) -> int:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    return count
-
-
-def _only_log(store: SqliteEventStore, verdict: LogVerification) -> StoredLog:
-    assert verdict.quantum_id is not None
-    assert verdict.attempt is not None
-    return store.stored_log(verdict.quantum_id, verdict.attempt)

@@ -28,15 +28,14 @@ from concurrent.futures import ProcessPoolExecutor
 from hashlib import sha256
 from multiprocessing import get_context
 from operator import itemgetter, le
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
 from ..events import GENESIS_HASH, SCHEMA_VERSION
 from ._records import HASH_SUFFIX_LEN, StoredLog
-from ._verification import LogVerification
 
-__all__ = ["FileRecords", "fast_candidate", "fast_verdict", "fast_verdicts"]
+__all__ = ["FastVerdict", "FileRecords", "fast_candidate", "fast_verdict", "fast_verdicts"]
 
 BLOCK_BYTES: Final = 2**18
 """A file is read and checked in blocks of about this size: memory stays bounded."""
@@ -47,6 +46,30 @@ PARALLEL_FROM: Final = 16
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HASH_KEY = b',"hash":"'
 _GENESIS = GENESIS_HASH.encode("ascii")
+
+
+class FastVerdict(NamedTuple):
+    """What the fast path proved of a log with no problem (the checker builds the report).
+
+    Parameters
+    ----------
+    quantum_id : `uuid.UUID`
+        Its quantum.
+    attempt : `int`
+        Its attempt.
+    events : `int`
+        How many events it holds.
+    final_hash : `str`
+        Its last event's hash.
+    status : `str`
+        The status of its ``quantum_finished``.
+    """
+
+    quantum_id: uuid.UUID
+    attempt: int
+    events: int
+    final_hash: str
+    status: str
 
 
 class FileRecords:
@@ -70,7 +93,7 @@ class FileRecords:
                     yield number, line, False
 
 
-def fast_verdict(path: str) -> LogVerification | None:
+def fast_verdict(path: str) -> FastVerdict | None:
     """Return the verdict of a log file with no problem, or `None` if it may have one.
 
     Parameters
@@ -80,8 +103,8 @@ def fast_verdict(path: str) -> LogVerification | None:
 
     Returns
     -------
-    verdict : `LogVerification` or `None`
-        The verdict of a perfect log (no problems), or `None`: the log may
+    verdict : `FastVerdict` or `None`
+        What a perfect log (no problems) holds, or `None`: the log may
         have a problem (or a shape the fast path does not handle), and only
         the full checker may judge it.
     """
@@ -100,7 +123,7 @@ def fast_verdict(path: str) -> LogVerification | None:
                     return None
         if rest or state.finished is None:
             return None  # a last line without its newline, or no quantum_finished
-        return state.verdict(path)
+        return state.verdict()
     except (OSError, orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
         return None
 
@@ -236,17 +259,16 @@ class _State:
                     return False
         return True
 
-    def verdict(self, path: str) -> LogVerification:
+    def verdict(self) -> FastVerdict:
         assert self.quantum_id is not None
         assert self.attempt is not None
-        return LogVerification(
-            location=path,
-            quantum_id=uuid.UUID(self.quantum_id),
-            attempt=self.attempt,
-            events=self.count,
-            final_hash=self.prev.decode("ascii"),
-            status=self.status,
-            problems=(),
+        assert self.status is not None
+        return FastVerdict(
+            uuid.UUID(self.quantum_id),
+            self.attempt,
+            self.count,
+            self.prev.decode("ascii"),
+            self.status,
         )
 
 
@@ -268,7 +290,7 @@ def fast_candidate(log: StoredLog, validate: bool) -> bool:
     return not validate and isinstance(log.records, FileRecords)
 
 
-def fast_verdicts(logs: Sequence[StoredLog]) -> list[LogVerification | None]:
+def fast_verdicts(logs: Sequence[StoredLog]) -> list[FastVerdict | None]:
     """Return the fast verdict of each log file (`None` where the full checker must judge).
 
     Parameters
@@ -278,7 +300,7 @@ def fast_verdicts(logs: Sequence[StoredLog]) -> list[LogVerification | None]:
 
     Returns
     -------
-    verdicts : `list` [`LogVerification` or `None`]
+    verdicts : `list` [`FastVerdict` or `None`]
         Aligned with ``logs``. Many files are checked on every core, in
         worker processes (logs are independent).
     """

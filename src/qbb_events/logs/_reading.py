@@ -86,6 +86,18 @@ def iter_log(path: str | os.PathLike[str]) -> Iterator[Event]:
         yield item[0]
 
 
+def _looks_like_a_record(line: bytes) -> bool:
+    """Tell a damaged or torn record from data that was never a log's (binary, foreign)."""
+    if b"\x00" in line or line.lstrip()[:1] != b"{":
+        return False
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # A record torn mid-character ends in a partial one; anything else is not text.
+        return err.start >= len(line) - 3 and not line.endswith(b"\n")
+    return True
+
+
 class _Torn:
     """The last line of a file is incomplete: its writer was killed mid-write."""
 
@@ -115,6 +127,11 @@ def _checked_lines(
             try:
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as err:
+                if not _looks_like_a_record(line):
+                    raise LogCorruptedError(
+                        "not a JSON Lines log record: binary or foreign data, not an event",
+                        line=number,
+                    ) from None
                 if not line.endswith(b"\n"):
                     # Only the last line can lack its newline, and a cut JSON
                     # object never parses: its writer was killed mid-write. A

@@ -8,11 +8,25 @@ per line; the SQLite store keeps one record per row.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol, cast
 
-__all__ = ["HASH_SUFFIX_LEN", "RecordSource", "StoredLog", "encode_record", "hashed_part"]
+import orjson
+
+from ..errors import LogCorruptedError
+from ..events import chain_hash
+
+__all__ = [
+    "HASH_SUFFIX_LEN",
+    "Envelope",
+    "RecordSource",
+    "StoredLog",
+    "encode_record",
+    "hashed_part",
+    "parse_envelope",
+]
 
 _HASH_KEY = b',"hash":"'
 HASH_SUFFIX_LEN = len(_HASH_KEY) + 64 + 2
@@ -56,6 +70,80 @@ def hashed_part(record: bytes) -> tuple[bytes, bytes] | None:
     if record[-2:] != b'"}':
         return None
     return record[:-HASH_SUFFIX_LEN] + b"}", record[-66:-2]
+
+
+class Envelope(NamedTuple):
+    """A record and the envelope fields a store keys and chains it by."""
+
+    quantum_id: str
+    attempt: int
+    seq: int
+    kind: str
+    timestamp_ns: int
+    prev_hash: str
+    hash: str
+    record: bytes
+
+
+def parse_envelope(record: bytes) -> Envelope:
+    """Read a record's envelope, checking only that its bytes match its hash.
+
+    Parameters
+    ----------
+    record : `bytes`
+        A record (without a line ending).
+
+    Returns
+    -------
+    envelope : `Envelope`
+        Its quantum id (hyphenated), attempt, ``seq``, kind, timestamp,
+        ``prev_hash`` and hash, and the record itself.
+
+    Raises
+    ------
+    LogCorruptedError
+        If the record is not a JSON object, lacks an envelope field, or its
+        bytes do not match its hash.
+    """
+    record = bytes(record)
+    try:
+        raw = orjson.loads(record)
+    except orjson.JSONDecodeError as err:
+        raise LogCorruptedError(f"a record to append is not valid JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise LogCorruptedError("a record to append is not a JSON object")
+    numbers = [raw.get("seq"), raw.get("attempt"), raw.get("timestamp_ns")]
+    where = numbers[0] if isinstance(numbers[0], int) else None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers):
+        raise LogCorruptedError(
+            "a record to append lacks a valid attempt, seq or timestamp_ns", seq=where
+        )
+    seq, attempt, ts = cast(list[int], numbers)
+    quantum_id, kind = raw.get("quantum_id"), raw.get("kind")
+    prev_hash, digest = raw.get("prev_hash"), raw.get("hash")
+    if not (
+        isinstance(quantum_id, str)
+        and isinstance(kind, str)
+        and isinstance(prev_hash, str)
+        and isinstance(digest, str)
+    ):
+        raise LogCorruptedError(
+            "a record to append lacks its quantum_id, kind, prev_hash or hash", seq=where
+        )
+    try:
+        key = str(uuid.UUID(quantum_id))
+    except ValueError:
+        raise LogCorruptedError(f"quantum_id {quantum_id!r} is not a UUID", seq=where) from None
+    # Only the bytes are checked here, not every field: a copy must keep the
+    # exact bytes its hash covers, and the full check is `read`'s.
+    parts = hashed_part(record)
+    if parts is None or parts[1] != digest.encode() or chain_hash(prev_hash, parts[0]) != digest:
+        raise LogCorruptedError(
+            f"the record of quantum {key} attempt {attempt} does not match its hash "
+            "(altered, or not in the stored record layout)",
+            seq=where,
+        )
+    return Envelope(key, attempt, seq, kind, ts, prev_hash, digest, record)
 
 
 class RecordSource(Protocol):

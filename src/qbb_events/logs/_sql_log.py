@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import (
     InvalidDefinitionError,
@@ -21,8 +22,22 @@ from ._sql_schema import (
 )
 from ._sync import SyncPolicy
 
-if TYPE_CHECKING:
-    from ._sql_store import SqlEventStore
+
+class _Host(Protocol):
+    """What a log needs of the store holding it (`SqlEventStore`), without importing it."""
+
+    _location: str
+
+    def _key(self, quantum_id: uuid.UUID | None) -> object: ...
+
+    def _claim(self, row: _Row) -> None: ...
+
+    def _commit(self, rows: list[_Row], prev_hash: str) -> None: ...
+
+    def _opened(self, log: SqlEventLog) -> None: ...
+
+    def _closed_log(self, log: SqlEventLog) -> None: ...
+
 
 __all__ = ["SqlEventLog"]
 
@@ -65,7 +80,7 @@ class SqlEventLog(EventLog):
     continue.
     """
 
-    def __init__(self, store: SqlEventStore[Any], sync: SyncPolicy) -> None:
+    def __init__(self, store: _Host, sync: SyncPolicy) -> None:
         super().__init__()
         self._db = store
         self._policy = sync
@@ -86,7 +101,7 @@ class SqlEventLog(EventLog):
         store._opened(self)
 
     @property
-    def store(self) -> SqlEventStore[Any]:
+    def store(self) -> _Host:
         """The store holding the log."""
         return self._db
 

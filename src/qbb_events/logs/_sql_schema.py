@@ -12,19 +12,12 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 
 from .._sql import Dialect, Uuid
-from ..errors import (
-    LogConflictError,
-    LogCorruptedError,
-    LogWriteError,
-)
-from ..events import chain_hash
-from ._records import hashed_part
+from ..errors import LogConflictError, LogWriteError
 
 __all__ = ["STORE_FORMAT", "Tables", "key_of", "make_tables"]
 
@@ -39,8 +32,6 @@ class Tables(NamedTuple):
     meta: sa.Table
     logs: sa.Table
     events: sa.Table
-    insert_events: str
-    """The hot insert, for the driver's ``executemany`` of positional rows."""
     advance: sa.Update
     """Moves a claim row on, only from the state its writer last left it in."""
 
@@ -81,17 +72,6 @@ def make_tables(dialect: Dialect) -> Tables:
         # seq (a duplicate, or a writer that lost a race) is refused.
         sa.PrimaryKeyConstraint("quantum_id", "attempt", "seq", name="qbb_events_key"),
     )
-    # The hot insert goes to the driver as positional tuples: SQLAlchemy Core's
-    # per-row parameter processing for ``execute(insert, list_of_dicts)`` costs
-    # more than SQLite's own insert (measured: 14 us/row against 8). The SQL
-    # is built from the table's own column names, so it cannot drift from the
-    # schema, and holds only placeholders.
-    marker = "?" if dialect == "sqlite" else "%s"
-    names = [column.name for column in events.columns]
-    insert_events = (
-        f"INSERT INTO {events.name} ({', '.join(names)}) "
-        f"VALUES ({', '.join(marker for _ in names)})"
-    )
     advance = (
         logs.update()
         .where(
@@ -108,7 +88,7 @@ def make_tables(dialect: Dialect) -> Tables:
             writer=sa.bindparam("new_writer"),
         )
     )
-    return Tables(metadata, meta, logs, events, insert_events, advance)
+    return Tables(metadata, meta, logs, events, advance)
 
 
 def key_of(dialect: Dialect, quantum_id: uuid.UUID) -> object:
@@ -148,69 +128,3 @@ class _Claim(NamedTuple):
     events: int
     last_hash: str
     sealed: bool
-
-
-class _Incoming(NamedTuple):
-    """A record given to `SqliteEventStore.append_records`, with its envelope."""
-
-    quantum_id: str
-    attempt: int
-    seq: int
-    kind: str
-    timestamp_ns: int
-    prev_hash: str
-    hash: str
-    record: bytes
-
-    def row(self, key: object) -> _Row:
-        return (
-            key,
-            self.attempt,
-            self.seq,
-            self.kind,
-            self.timestamp_ns,
-            self.hash,
-            self.record,
-        )
-
-
-def _parse_incoming(record: bytes) -> _Incoming:
-    record = bytes(record)
-    try:
-        raw = orjson.loads(record)
-    except orjson.JSONDecodeError as err:
-        raise LogCorruptedError(f"a record to append is not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise LogCorruptedError("a record to append is not a JSON object")
-    numbers = [raw.get("seq"), raw.get("attempt"), raw.get("timestamp_ns")]
-    where = numbers[0] if isinstance(numbers[0], int) else None
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers):
-        raise LogCorruptedError(
-            "a record to append lacks a valid attempt, seq or timestamp_ns", seq=where
-        )
-    seq, attempt, ts = cast(list[int], numbers)
-    quantum_id, kind = raw.get("quantum_id"), raw.get("kind")
-    prev_hash, digest = raw.get("prev_hash"), raw.get("hash")
-    if not (
-        isinstance(quantum_id, str)
-        and isinstance(kind, str)
-        and isinstance(prev_hash, str)
-        and isinstance(digest, str)
-    ):
-        raise LogCorruptedError(
-            "a record to append lacks its quantum_id, kind, prev_hash or hash", seq=where
-        )
-    try:
-        key = str(uuid.UUID(quantum_id))
-    except ValueError:
-        raise LogCorruptedError(f"quantum_id {quantum_id!r} is not a UUID", seq=where) from None
-    # Only the bytes are checked here, not every field: a copy must keep the
-    # exact bytes its hash covers, and the full check is `read`'s.
-    parts = hashed_part(record)
-    if parts is None or parts[1] != digest.encode() or chain_hash(prev_hash, parts[0]) != digest:
-        raise LogCorruptedError(
-            f"the record of quantum {key} attempt {attempt} does not match its hash "
-            "(altered, or not in the stored record layout)",
-            seq=where,
-        )
-    return _Incoming(key, attempt, seq, kind, ts, prev_hash, digest, record)

@@ -25,26 +25,24 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .._sql import Database, check_schema_version, insert_missing
+from .._sql import Database, check_schema_version, insert_missing, insert_rows
 from ..errors import (
     DatabaseError,
     DatabaseIntegrityError,
     LogClosedError,
     LogConflictError,
     LogCorruptedError,
-    LogSealedError,
     LogWriteError,
 )
 from ..events import GENESIS_HASH, Event
+from ._merge import Tail, missing_suffix
 from ._reading import _ChainChecker
-from ._records import StoredLog
+from ._records import Envelope, StoredLog, parse_envelope
 from ._sql_log import SqlEventLog
 from ._sql_schema import (
     STORE_FORMAT,
     _as_uuid,
     _Claim,
-    _Incoming,
-    _parse_incoming,
     _Row,
     _Stored,
     _writer,
@@ -226,6 +224,38 @@ class SqlEventStore(Generic[_Log]):
         log._resume_from(events, records)
         return log
 
+    def open_log(
+        self, quantum_id: uuid.UUID, attempt: int, *, sync: SyncPolicy | None = None
+    ) -> _Log:
+        """Return the log of a quantum attempt: resumed if held, else new and bound to it.
+
+        Parameters
+        ----------
+        quantum_id : `uuid.UUID`
+            The quantum.
+        attempt : `int`
+            The attempt.
+        sync : `SyncPolicy`, optional
+            When its events are committed; the store's policy by default.
+
+        Returns
+        -------
+        log : `SqlEventLog`
+            As `resume` if the store holds the log; otherwise as `log`, bound
+            to the quantum attempt, whose first event claims it (and raises
+            `LogConflictError` if another writer claimed it first).
+        """
+        self._check_open(writing=True)
+        key = self._key(quantum_id)
+        claim = self._transact(
+            lambda conn: self._claim_of(conn, key, attempt), "looking up the log", read=True
+        )
+        if claim is not None:
+            return self.resume(quantum_id, attempt, sync=sync)
+        log = self.log(sync=sync)
+        log.bind(quantum_id, attempt)
+        return log
+
     def quanta(self) -> list[tuple[uuid.UUID, int]]:
         """List the quantum attempts the store holds a log of.
 
@@ -402,6 +432,8 @@ class SqlEventStore(Generic[_Log]):
             claim = self._transact(
                 lambda conn: self._claim_of(conn, key, attempt), f"reading {label}", read=True
             )
+            if claim is None and position == 0:
+                return  # a log the store does not hold: no records
             stored = _Claim(position, record[-66:-2].decode() if record else GENESIS_HASH, False)
             sealed = b'"kind":"quantum_finished"' in record
             if claim is None or (claim.events, claim.last_hash, claim.sealed) != (
@@ -472,10 +504,10 @@ class SqlEventStore(Generic[_Log]):
         """
         self._check_open(writing=True)
         inserted = 0
-        batch: dict[tuple[str, int], list[_Incoming]] = {}
+        batch: dict[tuple[str, int], list[Envelope]] = {}
         count = 0
         for record in records:
-            item = _parse_incoming(record)
+            item = parse_envelope(record)
             batch.setdefault((item.quantum_id, item.attempt), []).append(item)
             count += 1
             if count >= _PAGE_ROWS:
@@ -605,7 +637,7 @@ class SqlEventStore(Generic[_Log]):
 
         def work(conn: Connection) -> None:
             conn.execute(claim)
-            conn.exec_driver_sql(self._tables.insert_events, [row])
+            insert_rows(conn, self._tables.events, [row])
 
         try:
             self._transact(work, f"claiming quantum {quantum_id} attempt {attempt}")
@@ -643,7 +675,7 @@ class SqlEventStore(Generic[_Log]):
                     f"this log: seq {first} must follow {first} events ending in {prev_hash}, "
                     f"but the store holds {state} (another writer appended to it)"
                 )
-            conn.exec_driver_sql(self._tables.insert_events, rows)
+            insert_rows(conn, self._tables.events, rows)
 
         what = f"committing seq {first}-{last[2]} of quantum {quantum_id} attempt {attempt}"
         try:
@@ -654,7 +686,7 @@ class SqlEventStore(Generic[_Log]):
                 f"events at seq {first}-{last[2]}: another writer appended to it"
             ) from err
 
-    def _append_batch(self, batch: dict[tuple[str, int], list[_Incoming]]) -> int:
+    def _append_batch(self, batch: dict[tuple[str, int], list[Envelope]]) -> int:
         inserted = 0
         for quantum_id, attempt in batch:
             key = self._key(uuid.UUID(quantum_id))
@@ -676,7 +708,7 @@ class SqlEventStore(Generic[_Log]):
         return inserted
 
     def _append_group(
-        self, conn: Connection, quantum_id: str, key: object, attempt: int, items: list[_Incoming]
+        self, conn: Connection, quantum_id: str, key: object, attempt: int, items: list[Envelope]
     ) -> int:
         label = f"quantum {quantum_id} attempt {attempt} in {self._location}"
         claim = self._claim_of(conn, key, attempt)
@@ -694,39 +726,12 @@ class SqlEventStore(Generic[_Log]):
                     )
                 )
             }
-        new: list[_Row] = []
-        for item in items:
-            count = stored + len(new)
-            if item.seq < count:
-                held = known.get(item.seq) if item.seq < stored else new[item.seq - stored][5]
-                if held != item.hash:
-                    raise LogConflictError(
-                        f"{label} holds another event at seq {item.seq} "
-                        f"(hash {held}, not {item.hash}): the histories diverge"
-                    )
-                continue
-            if sealed:
-                raise LogSealedError(
-                    f"{label} is sealed by quantum_finished at seq {count - 1}; "
-                    f"cannot append seq {item.seq}"
-                )
-            if item.seq != count:
-                raise LogConflictError(
-                    f"{label}: seq {item.seq} does not continue the log, which ends "
-                    f"with {count} events; seq {count} is missing"
-                )
-            if item.prev_hash != last_hash:
-                raise LogConflictError(
-                    f"{label}: seq {item.seq} names prev_hash {item.prev_hash}, but the "
-                    f"stored log ends in {last_hash}"
-                )
-            if count == 0 and item.kind != "quantum_started":
-                raise LogCorruptedError(
-                    f"a log must start with quantum_started, not {item.kind}", seq=0
-                )
-            new.append(item.row(key))
-            last_hash = item.hash
-            sealed = item.kind == "quantum_finished"
+        fresh = missing_suffix(label, Tail(stored, last_hash, sealed), known.get, items)
+        if fresh:
+            last_hash, sealed = fresh[-1].hash, fresh[-1].kind == "quantum_finished"
+        new: list[_Row] = [
+            (key, e.attempt, e.seq, e.kind, e.timestamp_ns, e.hash, e.record) for e in fresh
+        ]
         if not new:
             return 0
         if claim is None:
@@ -749,5 +754,5 @@ class SqlEventStore(Generic[_Log]):
                 )
                 .values(events=stored + len(new), last_hash=last_hash, sealed=sealed)
             )
-        conn.exec_driver_sql(self._tables.insert_events, new)
+        insert_rows(conn, self._tables.events, new)
         return len(new)

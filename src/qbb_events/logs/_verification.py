@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,7 @@ from typing_extensions import TypeIs
 
 from ..errors import LogCorruptedError
 from ..events import GENESIS_HASH, SCHEMA_VERSION, canonical_json, chain_hash, parse_event
+from ._fast_verification import fast_candidate, fast_verdicts
 from ._records import StoredLog, hashed_part
 
 __all__ = [
@@ -236,8 +238,6 @@ def verify_stored_logs(
     report : `VerificationReport`
         The verdicts; never raises for a bad log.
     """
-    from ._fast_verification import fast_candidate, fast_verdicts  # it imports this module
-
     slots: list[LogVerification | None] = []
     files: list[tuple[int, StoredLog]] = []
     locations: set[str] = set()
@@ -252,7 +252,11 @@ def verify_stored_logs(
                 slots.append(_LogChecker(log.location, validate).run(log))
     # Perfect log files are proved so in bulk; any other gets the full checker.
     for (index, log), fast in zip(files, fast_verdicts([f for _, f in files]), strict=True):
-        slots[index] = fast or _LogChecker(log.location, validate).run(log)
+        slots[index] = (
+            _LogChecker(log.location, validate).run(log)
+            if fast is None
+            else LogVerification(location=log.location, **fast._asdict(), problems=())
+        )
     verdicts = [verdict for verdict in slots if verdict is not None]
     _flag_duplicate_logs(verdicts)
     verdicts.sort(key=lambda v: (str(v.quantum_id), v.attempt or 0, v.location))
@@ -297,7 +301,10 @@ class _LogChecker:
         self.problems: list[Problem] = []
         self.identity: tuple[str, int] | None = None
         self.outputs: frozenset[str] | None = None
-        self.seen: dict[int, str] = {}
+        self.seen = _SeqSet()
+        # Hashes of the latest events only, to tell a duplicate's content
+        # apart: memory stays bounded whatever the log's length.
+        self.recent: dict[int, str] = {}
         self.damaged: set[int] = set()
         self.max_seq = -1
         self.last_seq: int | None = None
@@ -554,12 +561,12 @@ class _LogChecker:
             )
 
     def order(self, seq: int, stored_hash: str, prev_hash: str, position: int) -> None:
-        earlier = self.seen.get(seq)
-        if earlier is not None:
+        if seq in self.seen:
+            earlier = self.recent.get(seq)
             self.add(
                 "duplicated",
                 f"seq {seq} is stored again"
-                + ("" if earlier == stored_hash else ", with other content"),
+                + ("" if earlier in (None, stored_hash) else ", with other content"),
                 seq,
                 position,
             )
@@ -586,13 +593,26 @@ class _LogChecker:
                 self.last_seq,
                 position,
             )
-        self.seen.setdefault(seq, stored_hash)
+        if seq not in self.seen:
+            self.seen.add(seq)
+            self.recent[seq] = stored_hash
+            if len(self.recent) > _RECENT:
+                del self.recent[next(iter(self.recent))]
         self.max_seq = max(self.max_seq, seq)
         self.last_seq = seq
         self.last_hash = stored_hash
 
     def finish(self) -> None:
-        for first, last in _gaps(sorted(self.seen.keys() | self.damaged)):
+        if not self.count and not self.problems:
+            # An empty file (a writer killed before its first event, or
+            # something that is not a log at all) proves nothing: reported.
+            self.add(
+                "not_started",
+                "the log holds no events: no quantum_started was ever stored",
+                0,
+                None,
+            )
+        for first, last in self.seen.gaps(self.damaged):
             span = f"seq {first}" if first == last else f"seqs {first} to {last}"
             self.add("missing", f"{span} not stored: events were deleted", first, None)
         if self.count and self.sealed_at is None and not self.tail_damaged:
@@ -611,17 +631,54 @@ def _without_hash(raw: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _gaps(present: list[int]) -> Iterator[tuple[int, int]]:
-    """Yield the runs of seqs from 0 missing among sorted ``present`` ones.
+class _SeqSet:
+    """The seqs seen in a log, as sorted disjoint runs ``[start, end)``.
 
-    Works from the seqs present, never the range they span, so a forged huge
-    seq costs nothing.
+    A sound log is one run however long it is, so verification's memory
+    does not grow with the events; only disorder adds runs. A forged huge
+    seq is one more run, never the range it spans.
     """
-    expected = 0
-    for seq in present:
-        if seq > expected:
-            yield expected, seq - 1
-        expected = max(expected, seq + 1)
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __contains__(self, seq: int) -> bool:
+        index = bisect.bisect_right(self.starts, seq) - 1
+        return index >= 0 and seq < self.ends[index]
+
+    def add(self, seq: int) -> None:
+        """Add a seq that is not in the set."""
+        starts, ends = self.starts, self.ends
+        if ends and ends[-1] == seq:  # the common case: the next event
+            ends[-1] = seq + 1
+            return
+        index = bisect.bisect_right(starts, seq)
+        joins_left = index > 0 and ends[index - 1] == seq
+        joins_right = index < len(starts) and starts[index] == seq + 1
+        if joins_left and joins_right:
+            ends[index - 1] = ends[index]
+            del starts[index], ends[index]
+        elif joins_left:
+            ends[index - 1] = seq + 1
+        elif joins_right:
+            starts[index] = seq
+        else:
+            starts.insert(index, seq)
+            ends.insert(index, seq + 1)
+
+    def gaps(self, also: set[int]) -> Iterator[tuple[int, int]]:
+        """Yield the runs ``(first, last)`` of seqs from 0 in neither this set nor ``also``."""
+        runs = sorted([*zip(self.starts, self.ends, strict=True), *((s, s + 1) for s in also)])
+        expected = 0
+        for start, end in runs:
+            if start > expected:
+                yield expected, start - 1
+            expected = max(expected, end)
+
+
+_RECENT = 4096
+"""How many latest events' hashes a checker keeps to describe a duplicate."""
 
 
 def _is_int(value: object) -> TypeIs[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from rich.progress import Progress
 
 from ..errors import LogConflictError, SchemaVersionError
 from ..events import SCHEMA_VERSION
-from ..logs import LogSource, StoredLog, run_digest, stored_logs, verify_stored_logs
+from ..logs import LogSource, StoredLog, logs_or_failures, run_digest, verify_stored_logs
 from ._files import (
     check_format,
     open_writer,
@@ -49,6 +50,10 @@ class ExportReport:
         false in the quanta table).
     files : `tuple` [`pathlib.Path`, ...]
         Files written (events, predicted and quanta parts).
+    unexported : `tuple` [`tuple` [`str`, `str`], ...]
+        Sources that hold nothing to export, with why (an empty file, one
+        that is not a log, a store that cannot be read): ``(location,
+        reason)``. They are not counted in ``logs``.
     """
 
     logs: int
@@ -56,6 +61,7 @@ class ExportReport:
     events: int
     flagged: tuple[str, ...] = ()
     files: tuple[Path, ...] = field(default=())
+    unexported: tuple[tuple[str, str], ...] = ()
 
 
 def _run_of(quantum: dict[str, Any]) -> str:
@@ -115,6 +121,13 @@ class _Part:
         self.events_dir = dest / "events" / folder
         self.predicted_dir = dest / "predicted" / folder
         self.quanta_dir = dest / "quanta" / folder
+        # What this export creates, so an aborted one leaves no empty folders.
+        self.created = [
+            path
+            for folder_path in (self.events_dir, self.predicted_dir, self.quanta_dir)
+            for path in (folder_path, folder_path.parent)
+            if not path.exists()
+        ]
         for folder_path in (self.events_dir, self.predicted_dir, self.quanta_dir):
             folder_path.mkdir(parents=True, exist_ok=True)
         self.run = run
@@ -147,6 +160,10 @@ class _Part:
     def abort(self) -> None:
         self.events.abort()
         self.predicted.abort()
+        # Partition folders first, then their tables' folders.
+        for path in sorted(self.created, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def _untimed(schema: pa.Schema) -> pa.Schema:
@@ -195,13 +212,14 @@ def export_parquet(
     Returns
     -------
     report : `ExportReport`
-        What was exported.
+        What was exported; and which sources held nothing to export (empty,
+        not logs, unreadable), each with why, in ``unexported``.
 
     Raises
     ------
     SchemaVersionError
         If a log holds events of a schema version this library cannot read;
-        nothing of that export is published.
+        nothing of that export is published, and no folder it made is left.
     LogConflictError
         If the dataset already holds a quantum attempt with another final
         hash (a log exported before it was finished, or another history).
@@ -219,20 +237,25 @@ def export_parquet(
     ``verified`` false and its problems in the quanta table.
     """
     dest = Path(dest)
+    created_dest = not dest.exists()
     held = _exported(dest)
     parts: dict[str, _Part] = {}
     exported = skipped = events = 0
     flagged: list[str] = []
+    unexported: list[tuple[str, str]] = []
     files: list[Path] = []
     show = Console(stderr=True).is_terminal if progress is None else progress
     try:
         with Progress(disable=not show, transient=True) as bar:
             task = bar.add_task("exporting logs", total=None)
-            for log in stored_logs(sources):
+            for log in logs_or_failures(sources):
                 outcome = _export_log(log, held, parts, dest, run)
                 bar.advance(task)
                 if outcome is None:
                     skipped += 1
+                    continue
+                if isinstance(outcome, str):
+                    unexported.append((log.location, outcome))
                     continue
                 exported += 1
                 events += outcome[0]
@@ -243,8 +266,11 @@ def export_parquet(
     except BaseException:
         for part in parts.values():
             part.abort()
+        if created_dest:
+            with contextlib.suppress(OSError):
+                dest.rmdir()
         raise
-    return ExportReport(exported, skipped, events, tuple(flagged), tuple(files))
+    return ExportReport(exported, skipped, events, tuple(flagged), tuple(files), tuple(unexported))
 
 
 def _export_log(
@@ -253,13 +279,16 @@ def _export_log(
     parts: dict[str, _Part],
     dest: Path,
     run: str | None,
-) -> tuple[int, bool] | None:
+) -> tuple[int, bool] | str | None:
+    """Export one log: events and verdict, `None` if held already, or why nothing was."""
     verdict = verify_stored_logs([log]).logs[0]
     for problem in verdict.problems:
         if problem.kind == "unsupported":
             raise SchemaVersionError(f"{log.location}: {problem.message}", seq=problem.seq)
     if verdict.quantum_id is None or verdict.attempt is None or verdict.final_hash is None:
-        return 0, verdict.ok  # nothing readable to export
+        # Nothing readable: not a log exported with no events, but a source
+        # that holds none, said as such.
+        return "; ".join(str(p) for p in verdict.problems) or "it holds no events"
     key = (verdict.quantum_id, verdict.attempt)
     if key in held:
         if held[key] == verdict.final_hash:

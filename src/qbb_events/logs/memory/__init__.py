@@ -1,5 +1,6 @@
-"""The in-memory event log: the reference implementation every store is measured against."""
+"""The in-memory backend: the reference implementation every store is measured against."""
 
 from ._log import InMemoryEventLog
+from ._store import InMemoryEventStore
 
-__all__ = ["InMemoryEventLog"]
+__all__ = ["InMemoryEventLog", "InMemoryEventStore"]

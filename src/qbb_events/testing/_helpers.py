@@ -1,15 +1,4 @@
-"""Helpers for testing tasks and executors against the recording butler.
-
-Import them from here (``from qbb_events.testing import ...``); they are not
-re-exported by the package. They depend on no test framework: a failed check
-raises a plain `AssertionError`, which pytest, unittest and others all report.
-
-- `make_quantum_butler` stores a task's inputs and returns a butler for them;
-  `MISSING` marks an input that must not be stored.
-- `event_kinds` lists the kinds of the events recorded so far.
-- `assert_provenance` compares provenance with what the test expects and
-  names each dataset that is missing or unexpected, e.g. ``raw(visit=1)``.
-"""
+"""Helpers for testing tasks and executors against the recording butler (see the package)."""
 
 from __future__ import annotations
 
@@ -19,15 +8,15 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final, get_args
 
-from .butler import QuantumBackedButler
-from .datastore import FileDatastore
-from .errors import ArgumentTypeError, InvalidDefinitionError
-from .events import Event, QuantumStarted
-from .fold import fold
-from .logs import EventLog
-from .model import DataIdValue, DatasetRef
-from .provenance import QuantumProvenanceData, WarningTag
-from .quantum import Quantum
+from ..butler import QuantumBackedButler
+from ..datastore import FileDatastore
+from ..errors import ArgumentTypeError, InvalidDefinitionError
+from ..events import Event, QuantumStarted
+from ..fold import fold
+from ..logs import EventLog
+from ..model import DataIdValue, DatasetRef
+from ..provenance import QuantumProvenanceData, WarningTag
+from ..quantum import Quantum
 
 __all__ = ["MISSING", "assert_provenance", "event_kinds", "make_quantum_butler"]
 
