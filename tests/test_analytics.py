@@ -5,10 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qbb_events import analytics as qa
 from qbb_events import export_parquet, read_log, write_provenance
@@ -224,6 +228,59 @@ def test_cli_export(run: tuple[Path, list[DemoQuantum]], tmp_path: Path) -> None
     assert "did not verify" in flagged.output
     missing = CliRunner().invoke(main, ["export", str(tmp_path / "nope"), str(dest)])
     assert missing.exit_code == 2
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.binary(min_size=16, max_size=16)), max_size=40),
+    st.integers(min_value=0, max_value=5),
+)
+def test_uuid_text_converts_whole_columns_as_uuid_does(
+    values: list[bytes | None], offset: int
+) -> None:
+    array = pa.array(values, pa.binary(16)).slice(min(offset, len(values)))
+    expected = [None if v is None else str(uuid.UUID(bytes=v)) for v in array.to_pylist()]
+    assert qa.uuid_text(array).to_pylist() == expected
+    assert qa.uuid_text(pa.chunked_array([array, array])).to_pylist() == expected * 2
+
+
+def test_frames_use_nullable_dtypes(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, _ = run
+    events = qa.load_events(dest)
+    assert events["bytes_read"].dtype == "Int64"  # not float64 with NaN
+    assert events["ok"].dtype == "boolean"  # not object
+    assert events["item"].dtype == "Int32"
+    assert isinstance(events["kind"].dtype, pd.StringDtype)
+    assert isinstance(events["dataset_id"].dtype, pd.StringDtype)
+    assert events["bytes_read"].isna().any()
+    quanta = qa.load_quanta(dest)
+    assert quanta["wall_ns"].dtype == "Int64"
+    assert quanta["verified"].dtype == "boolean"
+
+
+def test_data_id_keys_become_columns(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, _ = run
+    events = qa.load_events(
+        dest, columns=["kind", "data_id"], data_id_keys=["exposure", "detector"]
+    )
+    for key in ("exposure", "detector"):
+        expected = [None if d is None else d.get(key) for d in events["data_id"]]
+        got = [None if pd.isna(v) else v for v in events[f"data_id.{key}"]]
+        assert got == expected
+    assert events["data_id.exposure"].notna().any()
+    assert events["data_id.exposure"].isna().any()
+    quanta = qa.load_quanta(dest, data_id_keys=["detector"])
+    assert set(quanta["data_id.detector"]) == {"1"}
+
+
+def test_time_bounds_are_exact_to_the_nanosecond(run: tuple[Path, list[DemoQuantum]]) -> None:
+    dest, _ = run
+    events = qa.load_events(dest, columns=["timestamp_ns"])
+    stamp = int(events["timestamp_ns"].iloc[len(events) // 2])
+    at = pd.Timestamp(stamp, tz="UTC")
+    late = qa.load_events(dest, since=at, columns=["timestamp_ns"])
+    assert len(late) == (events["timestamp_ns"] >= stamp).sum()
+    early = qa.load_events(dest, until=at, columns=["timestamp_ns"])
+    assert len(early) == (events["timestamp_ns"] < stamp).sum()
 
 
 def test_without_pandas_the_error_names_the_extra_to_install() -> None:

@@ -52,7 +52,7 @@ from qbb_events import (
     verify_export,
     verify_logs,
 )
-from qbb_events.parquet import EVENTS_SCHEMA, EXPORT_FORMAT, QUANTA_SCHEMA
+from qbb_events.parquet import DICTIONARY_COLUMNS, EVENTS_SCHEMA, EXPORT_FORMAT, QUANTA_SCHEMA
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "v1" / "workflow.jsonl"
 ENVELOPE = frozenset(
@@ -105,8 +105,12 @@ def quanta_rows(dest: Path) -> dict[Key, dict[str, Any]]:
     for part in parts(dest, "quanta"):
         table = pq.read_table(part)
         for name in ("started", "finished"):
+            # People and engines get microseconds; the exact nanoseconds sit beside them.
+            exact = table[f"{name}_ns"]
+            micros = [None if ns is None else ns // 1000 for ns in exact.to_pylist()]
+            assert table[name].cast(pa.int64()).to_pylist() == micros
             index = table.schema.get_field_index(name)
-            table = table.set_column(index, name, table[name].cast(pa.int64()))
+            table = table.set_column(index, name, exact).drop_columns([f"{name}_ns"])
         for row in table.to_pylist():
             key = (uuid.UUID(bytes=row["quantum_id"]), row["attempt"])
             assert key not in rows, f"{key} listed twice in the quanta table"
@@ -349,7 +353,10 @@ def test_a_live_log_exports_what_it_holds(tmp_path: Path) -> None:
 
 
 def _dictionary_columns(schema: pa.Schema) -> set[str]:
-    return {f.name for f in schema if pa.types.is_dictionary(f.type)}
+    # Plain strings in the Arrow schema (no part carries a dictionary another
+    # part's could conflict with); Parquet dictionary-encodes these ones.
+    assert not any(pa.types.is_dictionary(f.type) for f in schema)
+    return set(DICTIONARY_COLUMNS) & set(schema.names)
 
 
 @pytest.mark.parametrize(
@@ -454,19 +461,25 @@ def test_row_groups_split_logs_without_losing_them(
 # -- partitions by run -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("run", ["ünï/cödé run 1", "a=b%c&d?e#f", "plain"])
-def test_run_override_partitions_url_encoded(tmp_path: Path, run: str) -> None:
+@pytest.mark.parametrize(
+    ("run", "folder"),
+    [
+        ("ünï/cödé run 1", "run=ünï%2Fcödé run 1"),
+        ("a=b%c&d?e#f", "run=a%3Db%25c&d%3Fe%23f"),
+        ("tab\there:{x}[y]^'\"*\\", "run=tab%09here%3A%7Bx}%5By%5D%5E%27%22%2A%5C"),
+        ("plain", "run=plain"),
+    ],
+)
+def test_run_override_partitions_hive_escaped(tmp_path: Path, run: str, folder: str) -> None:
+    """Runs are escaped only where Hive requires, UTF-8 kept: every engine decodes them alike."""
     butler = run_workflow(tmp_path / "repo", tmp_path / "logs" / "a.jsonl")
     run_workflow(tmp_path / "repo2", tmp_path / "other" / "b.jsonl")
     dest = tmp_path / "export"
     export_parquet(tmp_path / "logs", dest, run=run)
     export_parquet(tmp_path / "other", dest)  # by default, the quantum's own run
     folders = sorted(p.name for p in (dest / "events").iterdir())
-    assert folders == sorted([f"run={urllib.parse.quote(run, safe='')}", "run=events%2Frun"])
+    assert folders == sorted([folder, "run=events%2Frun"])
     assert sorted(p.name for p in (dest / "quanta").iterdir()) == folders
-    for folder in folders:
-        assert folder.isascii()
-        assert "/" not in folder.removeprefix("run=")
     quanta = pads.dataset(dest / "quanta", format="parquet", partitioning="hive").to_table()
     runs = dict(zip(quanta["quantum_id"].to_pylist(), quanta["run"].to_pylist(), strict=True))
     assert runs[butler.quantum_id.bytes] == run
@@ -474,12 +487,7 @@ def test_run_override_partitions_url_encoded(tmp_path: Path, run: str) -> None:
     events = pads.dataset(dest / "events", format="parquet", partitioning="hive")
     mine = events.to_table(filter=pc.field("run") == run)
     assert set(mine["quantum_id"].to_pylist()) == {butler.quantum_id.bytes}
-    assert (
-        mine.num_rows
-        == pq.read_metadata(
-            parts(dest, "events")[folders.index(f"run={urllib.parse.quote(run, safe='')}")]
-        ).num_rows
-    )
+    assert mine.num_rows == pq.read_metadata(parts(dest, "events")[folders.index(folder)]).num_rows
     assert verify_export(dest).ok
 
 

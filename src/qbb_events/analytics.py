@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - exercised in a sub
         "pip install 'qbb-events[analytics]'",
         name="pandas",
     ) from None
+import numpy as np  # after pandas, which needs it: a missing extra is named as pandas
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -39,6 +40,7 @@ __all__ = [
     "unused_inputs",
     "unverified_quanta",
     "unwritten_outputs",
+    "uuid_text",
 ]
 
 Time = dt.datetime | pd.Timestamp | str | None
@@ -55,11 +57,14 @@ def _dataset(dest: str | os.PathLike[str], table: str) -> ds.Dataset:
     return ds.dataset(folder, format="parquet", partitioning="hive", exclude_invalid_files=True)
 
 
-def _timestamp(value: dt.datetime | pd.Timestamp | str) -> pa.Scalar:
+def _bound(names: set[str], column: str, value: dt.datetime | pd.Timestamp | str) -> Any:
+    """Return the field and scalar a time bound compares, exactly to the nanosecond."""
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
-    return pa.scalar(stamp.value, pa.timestamp("ns", tz="UTC"))
+    if f"{column}_ns" in names:  # export format 2: the exact nanoseconds beside the time
+        return pc.field(f"{column}_ns"), pa.scalar(stamp.value, pa.int64())
+    return pc.field(column), pa.scalar(stamp.value, pa.timestamp("ns", tz="UTC"))
 
 
 def _filter(
@@ -77,9 +82,11 @@ def _filter(
     if task_label is not None and "task_label" in names:
         parts.append(pc.field("task_label") == task_label)
     if time_column is not None and since is not None:
-        parts.append(pc.field(time_column) >= _timestamp(since))
+        field, scalar = _bound(names, time_column, since)
+        parts.append(field >= scalar)
     if time_column is not None and until is not None:
-        parts.append(pc.field(time_column) < _timestamp(until))
+        field, scalar = _bound(names, time_column, until)
+        parts.append(field < scalar)
     if not parts:
         return None
     expression = parts[0]
@@ -88,11 +95,77 @@ def _filter(
     return expression
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
-    frame: pd.DataFrame = table.to_pandas()
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Where each of the 32 hex digits of a UUID goes in its 36-character text.
+_DIGIT_AT = np.array([i + (i >= 8) + (i >= 12) + (i >= 16) + (i >= 20) for i in range(32)])
+
+
+def uuid_text(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Convert 16-byte ids to their hyphenated text, a whole column at once.
+
+    Parameters
+    ----------
+    ids : `pyarrow.Array` or `pyarrow.ChunkedArray`
+        ``binary(16)`` ids, as the export stores them (nulls allowed).
+
+    Returns
+    -------
+    text : `pyarrow.Array`
+        ``string`` ids, ``str(uuid.UUID(bytes=value))`` of each, nulls kept.
+
+    Notes
+    -----
+    The hex digits are looked up and placed with numpy over the column's
+    buffer: no Python object per id (converting them one by one took seconds
+    for a million ids).
+    """
+    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    array = array.cast(pa.binary(16))
+    n = len(array)
+    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    raw = data[array.offset * 16 : (array.offset + n) * 16].reshape(n, 16)
+    digits = np.empty((n, 32), dtype=np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 15]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _DIGIT_AT] = digits
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    result = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+    if array.null_count:
+        result = pc.if_else(pc.is_valid(array), result, pa.scalar(None, pa.string()))
+    return result
+
+
+_NULLABLE: dict[pa.DataType, Any] = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+}
+
+
+def _frame(table: pa.Table, data_id_keys: Sequence[str] = ()) -> pd.DataFrame:
     for name in ("quantum_id", "dataset_id"):
-        if name in frame:
-            frame[name] = [None if v is None else str(uuid.UUID(bytes=v)) for v in frame[name]]
+        if name in table.column_names:
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, name, uuid_text(table[name]))
+    if "data_id" in table.column_names:
+        for key in data_id_keys:
+            value = pc.map_lookup(table["data_id"], pa.scalar(key, pa.string()), "first")
+            table = table.append_column(f"data_id.{key}", value)
+    # Format-1 parts hold Arrow dictionaries: plain strings, like format 2.
+    table = table.cast(
+        pa.schema(
+            [
+                f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                for f in table.schema
+            ]
+        )
+    )
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_NULLABLE.get)
     if "data_id" in frame:
         frame["data_id"] = pd.Series(
             [None if v is None else dict(v) for v in frame["data_id"]],
@@ -111,10 +184,13 @@ def _load(
     since: Time,
     until: Time,
     columns: list[str] | None,
+    data_id_keys: Sequence[str] = (),
 ) -> pd.DataFrame:
     dataset = _dataset(dest, table)
     expression = _filter(dataset, run, task_label, since, until, time_column)
-    return _frame(dataset.to_table(columns=columns, filter=expression))
+    if columns is not None and data_id_keys and "data_id" not in columns:
+        columns = [*columns, "data_id"]
+    return _frame(dataset.to_table(columns=columns, filter=expression), data_id_keys)
 
 
 def load_events(
@@ -125,6 +201,7 @@ def load_events(
     since: Time = None,
     until: Time = None,
     columns: list[str] | None = None,
+    data_id_keys: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Load the events table (one row per event and dataset).
 
@@ -139,13 +216,18 @@ def load_events(
         row groups outside the range are skipped by their statistics.
     columns : `list` [`str`], optional
         Read only these columns.
+    data_id_keys : `~collections.abc.Sequence` [`str`], optional
+        Data-ID keys to add as columns ``data_id.<key>`` (strings, missing
+        where a row's data ID lacks the key), taken from the Parquet map in
+        one vectorized step.
 
     Returns
     -------
     events : `pandas.DataFrame`
-        Ids as strings, data IDs as dicts.
+        Ids as strings, data IDs as dicts, nullable dtypes (``Int64``,
+        ``boolean``, ``string``) for columns that may be missing.
     """
-    return _load(dest, "events", "timestamp", run, task_label, since, until, columns)
+    return _load(dest, "events", "timestamp", run, task_label, since, until, columns, data_id_keys)
 
 
 def load_quanta(
@@ -155,6 +237,7 @@ def load_quanta(
     task_label: str | None = None,
     since: Time = None,
     until: Time = None,
+    data_id_keys: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Load the quanta table (one row per exported log).
 
@@ -166,14 +249,16 @@ def load_quanta(
         Keep only this run or task.
     since, until : optional
         Keep quanta that started in ``[since, until)``.
+    data_id_keys : `~collections.abc.Sequence` [`str`], optional
+        Data-ID keys to add as columns ``data_id.<key>``, as for `load_events`.
 
     Returns
     -------
     quanta : `pandas.DataFrame`
         Status, timings, event count, final hash, whether the log verified
-        and its problems.
+        and its problems, with nullable dtypes.
     """
-    return _load(dest, "quanta", "started", run, task_label, since, until, None)
+    return _load(dest, "quanta", "started", run, task_label, since, until, None, data_id_keys)
 
 
 def load_provenance(

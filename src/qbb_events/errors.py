@@ -33,6 +33,7 @@ against the reference butler keep working::
     ├── DatabaseError (OSError)                  a database could not be reached, read or written
     ├── DatabaseIntegrityError (ValueError)      a database constraint refused a write
     ├── FoldError (ValueError)                   events that do not form one log
+    ├── ExportFormatError (ValueError)           a Parquet dataset of another export format
     ├── InterchangeError (ValueError)            a foreign document we cannot read or represent
     ├── LogCorruptedError (ValueError)           a log that fails its checks
     │   ├── UnknownEventKindError
@@ -67,6 +68,7 @@ __all__ = [
     "DatasetNotPredictedError",
     "DatastoreRootNotFoundError",
     "DatastoreWriteError",
+    "ExportFormatError",
     "FoldError",
     "InterchangeError",
     "InvalidDataIdError",
@@ -230,6 +232,14 @@ class LogClosedError(QbbEventsError, ValueError):
 
 class LogWriteError(QbbEventsError, _PlainOSError):
     """The file system refused a log append; the log was cut back to whole events."""
+
+
+class ExportFormatError(QbbEventsError, ValueError):
+    """A Parquet dataset holds parts of another export format than the one being written.
+
+    Engines cannot read a dataset whose parts have different layouts, so an
+    export never adds parts of one format to a dataset of another.
+    """
 
 
 class LogConflictError(QbbEventsError, ValueError):

@@ -1,6 +1,6 @@
 """The Parquet export: events, predicted, quanta and provenance tables, read back losslessly."""
 
-from .export import ROW_GROUP_ROWS, ExportReport, export_parquet
+from .export import ExportReport, export_parquet
 from .provenance import (
     PROVENANCE_ROLES,
     PROVENANCE_SCHEMA,
@@ -10,9 +10,17 @@ from .provenance import (
     write_provenance,
 )
 from .reading import exported_logs, verify_export
-from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, PREDICTED_SCHEMA, QUANTA_SCHEMA
+from .schema import (
+    DICTIONARY_COLUMNS,
+    EVENTS_SCHEMA,
+    EXPORT_FORMAT,
+    PREDICTED_SCHEMA,
+    QUANTA_SCHEMA,
+    ROW_GROUP_ROWS,
+)
 
 __all__ = [
+    "DICTIONARY_COLUMNS",
     "EVENTS_SCHEMA",
     "EXPORT_FORMAT",
     "PREDICTED_SCHEMA",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,27 +12,25 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import LogConflictError
 from ..events import SCHEMA_VERSION
 from ..logs import LogSource, StoredLog, logs_or_failures, run_digest, verify_stored_logs
+from ._files import (
+    check_format,
+    open_writer,
+    partition_folder,
+    qbb_metadata,
+    with_times,
+    write_rows,
+)
 from .reading import exported_finals
 from .rows import event_to_rows, uuid_bytes
-from .schema import EVENTS_SCHEMA, EXPORT_FORMAT, PREDICTED_SCHEMA, QUANTA_SCHEMA
+from .schema import EVENTS_SCHEMA, PREDICTED_SCHEMA, QUANTA_SCHEMA, ROW_GROUP_ROWS
 
 __all__ = ["ExportReport", "export_parquet"]
-
-ROW_GROUP_ROWS = 131_072
-"""Rows per row group: within the 10^5 to 10^6 that scans and statistics like."""
-
-_DICTIONARY_COLUMNS = [
-    f.name
-    for f in (*EVENTS_SCHEMA, *PREDICTED_SCHEMA, *QUANTA_SCHEMA)
-    if pa.types.is_dictionary(f.type)
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +89,7 @@ class _Table:
     def __init__(self, folder: Path, token: str, schema: pa.Schema) -> None:
         self.tmp = folder / f".part-{token}.tmp"
         self.schema = schema
-        self.writer = _writer(self.tmp, schema)
+        self.writer = open_writer(self.tmp, schema)
         self.rows: list[dict[str, Any]] = []
 
     def add(self, rows: list[dict[str, Any]]) -> None:
@@ -104,9 +101,8 @@ class _Table:
             del self.rows[:ROW_GROUP_ROWS]
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        self.writer.write_table(
-            pa.Table.from_pylist(rows, schema=self.schema), row_group_size=ROW_GROUP_ROWS
-        )
+        untimed = pa.Table.from_pylist(rows, schema=_untimed(self.schema))
+        write_rows(self.writer, with_times(untimed, self.schema))
 
     def finish(self, metadata: dict[str, str], path: Path) -> Path:
         if self.rows:
@@ -126,7 +122,7 @@ class _Part:
     """The files of one run being written by one export."""
 
     def __init__(self, dest: Path, run: str) -> None:
-        folder = f"run={urllib.parse.quote(run, safe='')}"
+        folder = partition_folder(run)
         self.events_dir = dest / "events" / folder
         self.predicted_dir = dest / "predicted" / folder
         self.quanta_dir = dest / "quanta" / folder
@@ -148,16 +144,16 @@ class _Part:
 
     def close(self) -> list[Path]:
         digest = run_digest(self.finals)
-        metadata = {
-            "qbb_events.export_format": EXPORT_FORMAT,
-            "qbb_events.schema_version": str(SCHEMA_VERSION),
-            "qbb_events.run": self.run,
-            "qbb_events.run_digest": digest,
-        }
+        metadata = qbb_metadata(self.run, digest, SCHEMA_VERSION)
         name = f"part-{digest[:32]}.parquet"
         quanta_tmp = self.quanta_dir / f".part-{self.token}.tmp"
-        table = pa.table(self.quanta, schema=QUANTA_SCHEMA).replace_schema_metadata(metadata)
-        pq.write_table(table, quanta_tmp, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS)
+        untimed = pa.table(
+            {name: self.quanta[name] for name in _untimed(QUANTA_SCHEMA).names},
+            schema=_untimed(QUANTA_SCHEMA),
+        )
+        with open_writer(quanta_tmp, QUANTA_SCHEMA) as writer:
+            write_rows(writer, with_times(untimed, QUANTA_SCHEMA))
+            writer.add_key_value_metadata(metadata)
         # The quanta part is published last: a dataset lists a log as
         # exported only once its events and predicted datasets are in place.
         events_path = self.events.finish(metadata, self.events_dir / name)
@@ -175,18 +171,14 @@ class _Part:
                 path.rmdir()
 
 
-def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    return pq.ParquetWriter(
-        path,
-        schema,
-        compression="zstd",
-        use_dictionary=_DICTIONARY_COLUMNS,
-        write_statistics=True,
-    )
+def _untimed(schema: pa.Schema) -> pa.Schema:
+    """Drop the timestamps from a schema: `with_times` adds them from their ``*_ns``."""
+    return pa.schema([f for f in schema if not pa.types.is_timestamp(f.type)])
 
 
 def _exported(dest: Path) -> dict[tuple[uuid.UUID, int], str]:
     """Return the logs a dataset already holds, with final hashes; clean half-written parts."""
+    check_format(dest)
     quanta = dest / "quanta"
     for folder in (dest / "events", dest / "predicted", quanta):
         for stale in folder.glob("run=*/.part-*.tmp") if folder.is_dir() else ():
@@ -215,7 +207,7 @@ def export_parquet(
         The dataset's directory: ``events/run=<run>/part-*.parquet``,
         ``predicted/run=<run>/part-*.parquet`` (each quantum's predicted
         datasets, `PREDICTED_SCHEMA`) and ``quanta/run=<run>/part-*.parquet``
-        (hive partitioning, the run URL-encoded).
+        (hive partitioning, the run escaped where Hive requires, UTF-8 kept).
     run : `str`, optional
         The run to file every log under; by default each log's run is the
         run of its quantum's outputs (else of its inputs, else ``unknown``).
@@ -235,6 +227,9 @@ def export_parquet(
     LogConflictError
         If the dataset already holds a quantum attempt with another final
         hash (a log exported before it was finished, or another history).
+    ExportFormatError
+        If the dataset holds parts of another export format (format 1):
+        engines cannot read a mix, so nothing is written.
 
     Notes
     -----
@@ -365,8 +360,8 @@ def _export_log(
         "task_label": info.get("task_label"),
         "data_id": _data_id(info.get("data_id")),
         "status": verdict.status,
-        "started": quantum.get("started_ns"),
-        "finished": quantum.get("finished_ns"),
+        "started_ns": quantum.get("started_ns"),
+        "finished_ns": quantum.get("finished_ns"),
         "wall_ns": finished.get("wall_ns"),
         "cpu_ns": finished.get("cpu_ns"),
         "peak_rss_bytes": finished.get("peak_rss_bytes"),
@@ -452,7 +447,7 @@ def _rows_of(log: StoredLog, limit: int, info: dict[str, Any]) -> Iterator[list[
                 "quantum_id": uuid_bytes(raw["quantum_id"]),
                 "attempt": raw["attempt"],
                 "seq": raw["seq"],
-                "timestamp": raw["timestamp_ns"],
+                "timestamp_ns": raw["timestamp_ns"],
                 "schema_version": raw["schema_version"],
                 "kind": kind,
             }

@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 
 from ..events import SCHEMA_VERSION, Event, OutputWritten, parse_event
 from ..fold import ProvenanceReducer, fold
-from .reading import rebuilt_records
-from .schema import UUID_TYPE
+from ._files import format_of, open_writer, write_rows
+from .reading import exact_times, rebuilt_records
+from .schema import EXPORT_FORMAT, UUID_TYPE
 
 __all__ = [
     "PROVENANCE_ROLES",
@@ -65,14 +66,12 @@ PROVENANCE_ROLES: Final = (
 )
 """The roles of a provenance row: one per set of `QuantumProvenanceData`."""
 
-_ROLE_TYPE = pa.dictionary(pa.int32(), pa.string())
-
 PROVENANCE_SCHEMA: Final = pa.schema(
     [
         pa.field("quantum_id", UUID_TYPE, nullable=False),
         pa.field("attempt", pa.int32(), nullable=False),
         pa.field("dataset_id", UUID_TYPE, nullable=False),
-        pa.field("role", _ROLE_TYPE, nullable=False),
+        pa.field("role", pa.string(), nullable=False),
         pa.field("seq", pa.int64()),
     ]
 )
@@ -90,6 +89,12 @@ PROVENANCE_SCHEMA: Final = pa.schema(
   output, the write whose artifact and record the output holds (or held, if
   it was unstored since without being purged).
 """
+
+# Format 1 kept the role as an Arrow dictionary; its provenance parts stay so.
+_SCHEMA_V1 = PROVENANCE_SCHEMA.set(
+    PROVENANCE_SCHEMA.get_field_index("role"),
+    pa.field("role", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+)
 
 _KEYS = ["quantum_id", "attempt", "dataset_id"]
 _QUANTUM = ["quantum_id", "attempt"]
@@ -405,11 +410,9 @@ def _scalar_fallback(events_table: pa.Table, fallback: pa.Table) -> list[pa.Tabl
             f"{fallback.num_rows} quantum attempt(s) need the scalar fold, which needs "
             f"the events table's columns {sorted(missing)}"
         )
-    rows = events_table.select(list(_ALL_EVENT_COLUMNS)).join(
-        fallback, keys=_QUANTUM, join_type="inner"
-    )
-    rows = rows.set_column(
-        rows.schema.get_field_index("timestamp"), "timestamp", rows["timestamp"].cast(pa.int64())
+    columns = _fallback_columns(events_table.schema)
+    rows = exact_times(
+        events_table.select(columns).join(fallback, keys=_QUANTUM, join_type="inner")
     )
     rows = rows.sort_by(
         [
@@ -431,6 +434,11 @@ def _scalar_fallback(events_table: pa.Table, fallback: pa.Table) -> list[pa.Tabl
 
 def _events_of(log: Sequence[list[dict[str, Any]]]) -> list[Event]:
     return [parse_event(orjson.loads(record)) for record in rebuilt_records(log)]
+
+
+def _fallback_columns(schema: pa.Schema) -> list[str]:
+    """Name the events columns the scalar fold needs (format 2 adds ``timestamp_ns``)."""
+    return [*_ALL_EVENT_COLUMNS, *(["timestamp_ns"] if "timestamp_ns" in schema.names else [])]
 
 
 _ALL_EVENT_COLUMNS: Final = (
@@ -575,13 +583,28 @@ def write_provenance(dest: str | os.PathLike[str]) -> list[Path]:
                 )
         # The fallback needs every column: decided once per part, from two small ones.
         marks = pq.read_table(events_part, columns=["item", "schema_version"])
-        columns = _ALL_EVENT_COLUMNS if pc.any(_fallback_mask(marks)).as_py() else _EVENT_COLUMNS
+        needs_fallback = pc.any(_fallback_mask(marks)).as_py()
         del marks
+        columns = (
+            _fallback_columns(pq.read_schema(events_part))
+            if needs_fallback
+            else list(_EVENT_COLUMNS)
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".part-{uuid.uuid4().hex}.tmp"
-        with pq.ParquetWriter(tmp, PROVENANCE_SCHEMA, compression="zstd") as writer:
-            for events, predicted in _chunks(events_part, predicted_part, list(columns)):
-                writer.write_table(vectorized_provenance(events, predicted).cast(PROVENANCE_SCHEMA))
+        # A part is written in its export's format: a format-1 dataset stays all format 1.
+        metadata = pq.read_metadata(events_part).metadata or {}
+        schema = PROVENANCE_SCHEMA if format_of(events_part) == EXPORT_FORMAT else _SCHEMA_V1
+        with open_writer(tmp, schema) as writer:
+            for events, predicted in _chunks(events_part, predicted_part, columns):
+                write_rows(writer, vectorized_provenance(events, predicted).cast(schema))
+            writer.add_key_value_metadata(
+                {
+                    key.decode(): value.decode()
+                    for key, value in metadata.items()
+                    if key.startswith(b"qbb_events.")
+                }
+            )
         os.replace(tmp, target)
         files.append(target)
     return files

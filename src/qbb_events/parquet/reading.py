@@ -22,7 +22,7 @@ from ..logs import (
 )
 from .rows import rows_to_body
 
-__all__ = ["exported_logs", "verify_export"]
+__all__ = ["exact_times", "exported_logs", "verify_export"]
 
 
 def _parts(dest: Path, table: str) -> list[Path]:
@@ -61,10 +61,7 @@ def _logs_of(part: Path) -> Iterator[tuple[tuple[uuid.UUID, int], list[list[dict
     key: tuple[uuid.UUID, int] | None = None
     events: list[list[dict[str, Any]]] = []
     for batch in pq.ParquetFile(part).iter_batches():
-        # Nanoseconds as integers: datetime would round them to microseconds.
-        table = pa.Table.from_batches([batch])
-        index = table.schema.get_field_index("timestamp")
-        table = table.set_column(index, "timestamp", table["timestamp"].cast(pa.int64()))
+        table = exact_times(pa.Table.from_batches([batch]))
         for row in table.to_pylist():
             row_key = (uuid.UUID(bytes=row["quantum_id"]), row["attempt"])
             if row_key != key:
@@ -77,6 +74,33 @@ def _logs_of(part: Path) -> Iterator[tuple[tuple[uuid.UUID, int], list[list[dict
                 events.append([row])
     if key is not None:
         yield key, events
+
+
+def exact_times(table: pa.Table) -> pa.Table:
+    """Return event rows with ``timestamp`` as the exact integer nanoseconds, in either format.
+
+    Parameters
+    ----------
+    table : `pyarrow.Table`
+        Rows of an events table: format 2 (``timestamp_ns``) or format 1
+        (``timestamp`` in nanoseconds).
+
+    Returns
+    -------
+    table : `pyarrow.Table`
+        The same rows, ``timestamp`` an ``int64`` of nanoseconds and no
+        ``timestamp_ns``: what the records are rebuilt from.
+    """
+    index = table.schema.get_field_index("timestamp")
+    if "timestamp_ns" in table.column_names:
+        exact = table["timestamp_ns"]
+        table = table.drop_columns(["timestamp_ns"])
+    else:
+        # Format 1 keeps nanoseconds in the timestamp itself.
+        exact = table["timestamp"].cast(pa.int64())
+    if index < 0:
+        return table.append_column("timestamp", exact)
+    return table.set_column(index, "timestamp", exact)
 
 
 def _rebuilt(events: list[list[dict[str, Any]]]) -> Any:
