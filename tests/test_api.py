@@ -143,8 +143,8 @@ LAYERS = [
     "testing",
     "demo",
     "interop",
-    "executor",
     "cli_contract",
+    "executor",
     "_cli_registry",
     "cli",
 ]

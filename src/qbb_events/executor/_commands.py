@@ -11,8 +11,8 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from ..cli_contract import print_table
 from ..errors import QbbEventsError
 from ._faults import FaultInjection
 from ._graph import QuantumGraph
@@ -46,15 +46,17 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
 
 def _print_run(console: Console, report: RunReport) -> None:
     counts = report.by_task()
-    table = Table(title=f"{len(report.quanta)} quanta of pipeline {report.pipeline!r}")
-    table.add_column("task")
-    for status in _STATUSES:
-        table.add_column(status, justify="right")
-    table.add_column("attempts", justify="right")
+    rows = []
     for label, by_status in counts.items():
         attempts = sum(o.attempts for o in report.quanta if o.task_label == label)
-        table.add_row(label, *(str(by_status.get(s, 0)) for s in _STATUSES), str(attempts))
-    console.print(table)
+        rows.append([label, *(str(by_status.get(s, 0)) for s in _STATUSES), str(attempts)])
+    # The task label is the column a person needs whole; the counts may fold.
+    print_table(
+        console,
+        ["task", *_STATUSES, "attempts"],
+        rows,
+        title=f"{len(report.quanta)} quanta of pipeline {report.pipeline!r}",
+    )
     written = sum(o.written for o in report.quanta)
     missing = sum(o.missing_inputs for o in report.quanta)
     unused = sum(o.unused_inputs for o in report.quanta)
@@ -84,6 +86,10 @@ def _print_run(console: Console, report: RunReport) -> None:
     console.print(f"  parquet    {report.parquet}   (DuckDB, pandas, Polars: docs/parquet.md)")
     if report.registry is not None:
         console.print(f"  registry   {report.registry}")
+    console.print(
+        f"  audit      qbb-replay stats {report.logs}   "
+        f"(qbb-replay report {report.logs} -o report.html: docs/replay.md)"
+    )
     # A quantum that was given inputs it did not use is the interesting one to re-run.
     succeeded = [o for o in report.quanta if o.status == "succeeded"]
     example = next((o for o in succeeded if o.unused_inputs), succeeded[0] if succeeded else None)
