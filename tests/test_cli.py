@@ -29,9 +29,10 @@ def test_cli_verify_and_copy_exit_codes(tmp_path: Path) -> None:
     assert "0 events added, 13 already there" in said(second)
     junk = tmp_path / "notes.txt"
     junk.write_text("not a log\n")
-    assert cli("verify", junk).exit_code == 1
+    # A file that is no log at all is unusable input (the CLI contract: exit 2).
+    assert cli("verify", junk).exit_code == 2
     refused = cli("copy", junk, tmp_path / "out")
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "refused" in said(refused)
 
 

@@ -28,6 +28,7 @@ from .logs import (
     VerificationReport,
     copy_logs,
     read_log,
+    source_kind,
     stored_logs,
     verify_logs,
 )
@@ -57,6 +58,20 @@ class _Source(click.ParamType):  # type: ignore[type-arg]
 
 
 _SOURCE = _Source()
+
+
+def _only_files(sources: Iterable[str]) -> bool:
+    """Whether every source is a plain file (not a directory, a store or a URL)."""
+    return all(source_kind(s) == "jsonl" and Path(s).is_file() for s in sources)
+
+
+def _not_logs(verdicts: Iterable[LogVerification]) -> str:
+    """One line naming sources of which not one event could be read."""
+    parts = []
+    for verdict in verdicts:
+        first = verdict.problems[0].message if verdict.problems else "no events"
+        parts.append(f"{verdict.location}: {first}")
+    return "not a qbb_events log: " + "; ".join(parts)
 
 
 def _label(ref: DatasetRef) -> str:
@@ -254,6 +269,12 @@ def verify(
     if not report.logs:
         # A check pointed at the wrong place must not pass.
         raise InputError(f"no logs found in {', '.join(map(str, sources))}")
+    if not report.events and _only_files(sources):
+        # Not one event could be read from the files given (an empty file,
+        # notes, binary data): that is unusable input (exit 2), not a log with
+        # a problem; among readable logs the same file is reported (exit 1),
+        # and so is a damaged store.
+        raise InputError(_not_logs(report.logs))
     if as_json:
         emit_json(
             TOOL,
@@ -290,6 +311,13 @@ def copy(sources: tuple[str, ...], destination: str, as_json: bool) -> None:
         report = copy_logs(_counted(sources, "copying"), destination)
     except (QbbEventsError, OSError) as err:
         raise InputError(f"copy failed: {err}") from err
+    if (
+        not report.copied
+        and report.refused
+        and not any(log.events for log in report.refused)
+        and _only_files(sources)
+    ):
+        raise InputError("copy refused: " + _not_logs(report.refused))
     if as_json:
         emit_json(
             TOOL,
