@@ -108,15 +108,6 @@ def test_a_foreign_sqlite_database_exits_2(tmp_path: Path) -> None:
     assert db.read_bytes() == before
 
 
-def test_a_postgres_url_without_a_postgres_store_exits_2() -> None:
-    import qbb_events
-
-    if hasattr(qbb_events, "PostgresEventStore"):
-        pytest.skip("this qbb_events has a PostgreSQL store; the PostgreSQL tests cover it")
-    line = one_line_error(invoke("verify", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    assert "PostgresEventStore" in line
-
-
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     import sqlite3
 

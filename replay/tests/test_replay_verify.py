@@ -251,3 +251,19 @@ def test_a_terminal_gets_a_counted_bar_and_the_same_answer(
     assert shaped(drawn, "verify") == shaped(plain, "verify")
     assert "verifying" in drawn.stderr
     assert f"/{len(pristine_run.log_paths)}" in drawn.stderr
+
+
+def test_verify_reads_a_postgresql_event_store(clean_run: Run) -> None:
+    url = postgres.create_database("qbb_replay_store")
+    try:
+        copy_logs([clean_run.logs], url)
+        from_files = shaped(invoke("verify", clean_run.logs, "--json"), "verify")
+        result = invoke("verify", url, "--json")
+        assert result.exit_code == 0, result.output
+        from_store = shaped(result, "verify")
+        assert len(from_store["results"]) == len(from_files["results"])
+        assert {(r["quantum_id"], r["attempt"]) for r in from_store["results"]} == {
+            (r["quantum_id"], r["attempt"]) for r in from_files["results"]
+        }
+    finally:
+        postgres.drop_database(url)
