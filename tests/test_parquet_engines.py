@@ -104,11 +104,14 @@ def spark() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[Any]:
-    """One distributed LocalCluster (two worker processes) for the whole test session."""
+    """One distributed LocalCluster (two worker processes) for the whole test session.
+
+    Its dashboard takes a free port: the default 8787 may be taken on a shared machine.
+    """
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True
+            n_workers=2, threads_per_worker=1, dashboard_address=":0", processes=True
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
