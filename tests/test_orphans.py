@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import CliRunner
 from support.registry_runs import three_task_run
 
 from qbb_events import Registry, find_orphans, transfer_run
+from qbb_events.cli import main
 
 pytest_plugins = ("support.registry_fixtures",)
 
@@ -46,3 +48,36 @@ def test_orphans_of_a_missing_root(registry_url: str, tmp_path: Path) -> None:
 
     with Registry.create(registry_url) as registry, pytest.raises(FileNotFoundError):
         find_orphans(tmp_path / "absent", registry)
+
+
+def test_a_run_directory_is_not_a_datastore_and_nothing_is_deleted(
+    registry_url: str, tmp_path: Path
+) -> None:
+    import pytest
+
+    from qbb_events import NotADatastoreError
+
+    run = three_task_run(tmp_path, exposures=2)
+    with Registry.create(registry_url) as registry:
+        transfer_run(registry, run.log_dir)
+        # The run's folder holds the datastore beside its logs: not a datastore.
+        with pytest.raises(NotADatastoreError, match="is not a datastore root"):
+            find_orphans(run.root, registry)
+    before = sorted(p for p in run.root.rglob("*") if p.is_file())
+    result = CliRunner().invoke(
+        main, ["orphans", str(run.root), "--registry", registry_url, "--delete"]
+    )
+    assert result.exit_code == 2, result.output
+    assert sorted(p for p in run.root.rglob("*") if p.is_file()) == before
+
+
+def test_delete_refuses_a_folder_nothing_accounts_for(registry_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "a.txt").write_text("mine")
+    Registry.create(registry_url).close()
+    result = CliRunner().invoke(
+        main, ["orphans", str(folder), "--registry", registry_url, "--delete"]
+    )
+    assert result.exit_code == 2, result.output
+    assert (folder / "a.txt").read_text() == "mine"

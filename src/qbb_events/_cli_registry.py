@@ -302,6 +302,15 @@ def orphans(
         click.echo(f"{len(found)} orphans under {root}", err=True)
     if not delete:
         sys.exit(1 if found else 0)
+    if found and len(found) == sum(len(files) for _, _, files in os.walk(root)):
+        # Not one file under ROOT is known to the registry or the logs: a
+        # wrong folder, not a datastore with some orphans. Refuse to empty it.
+        click.echo(
+            f"Error: nothing under {root} is accounted for by the registry or the logs; "
+            "refusing to delete every file (is it the datastore root?)",
+            err=True,
+        )
+        sys.exit(2)
     log = structlog.get_logger("qbb_events.orphans")
     with _errors("orphans --delete", debug):
         for path in found:

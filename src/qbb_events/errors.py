@@ -14,6 +14,7 @@ against the reference butler keep working::
     ├── DatasetNotPredictedError (ValueError)    a ref the quantum does not predict
     ├── ArtifactNotFoundError (FileNotFoundError, LookupError)
     ├── DatastoreRootNotFoundError (FileNotFoundError)  a datastore root that does not exist
+    ├── NotADatastoreError (ValueError)          an orphan scan of more than a datastore
     ├── ArtifactExistsError (FileExistsError)    retrieval would replace an existing file
     ├── UnreadableArtifactError (OSError)        artifact exists but cannot be decoded
     │   └── ArtifactChecksumError (OSError)      artifact bytes differ from their record
@@ -82,6 +83,7 @@ __all__ = [
     "LogSealedError",
     "LogWriteError",
     "NoWorkFound",
+    "NotADatastoreError",
     "NotRegisteredError",
     "OutputAlreadyStoredError",
     "OutputNotPredictedError",
@@ -173,6 +175,15 @@ class DatastoreRootNotFoundError(QbbEventsError, FileNotFoundError):
     A mistyped root would otherwise look like an empty datastore, and every
     input would be recorded as unavailable; create one explicitly with
     ``FileDatastore(root, create=True)``.
+    """
+
+
+class NotADatastoreError(QbbEventsError, ValueError):
+    """An orphan scan was pointed at a folder that is not (only) a datastore.
+
+    The folder holds an SQLite database (a registry or an event store), an
+    event log or a Parquet file this library wrote (an export or a quantum
+    graph): counting those as orphans would let ``--delete`` remove them.
     """
 
 
