@@ -325,3 +325,21 @@ def test_quanta_filters(registry_url: str, tmp_path: Path) -> None:
         assert registry.quanta(run="gen/run", task_label="coadd")[0].data_id == {"patch": 0}
         frame = registry.quanta(as_frame=True)
         assert len(frame) == len(run.quanta)
+
+
+def test_create_refuses_another_applications_database(registry_url: str) -> None:
+    engine = sa.create_engine(
+        registry_url if "://" in registry_url else f"sqlite:///{registry_url}",
+        poolclass=sa.NullPool,
+    )
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE customers (name TEXT)")
+            conn.exec_driver_sql("INSERT INTO customers VALUES ('ours')")
+        with pytest.raises(RegistryExistsError, match="other tables"):
+            Registry.create(registry_url)
+        with engine.begin() as conn:
+            assert set(sa.inspect(conn).get_table_names()) == {"customers"}
+            assert conn.exec_driver_sql("SELECT name FROM customers").scalars().all() == ["ours"]
+    finally:
+        engine.dispose()

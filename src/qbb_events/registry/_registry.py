@@ -85,7 +85,8 @@ class Registry:
         Raises
         ------
         RegistryExistsError
-            If the database already holds a registry or a table of one.
+            If the database already holds a registry, a table of one, or any
+            other table (another application's database is left untouched).
         DatabaseError
             If the database cannot be reached or written.
         """
@@ -95,11 +96,19 @@ class Registry:
             # Two processes creating one registry at once: one creates, the
             # other then finds the tables and is refused.
             database.lock_schema(conn)
-            present = database.table_names(conn) & set(s.metadata.tables)
+            tables = database.table_names(conn)
+            present = tables & set(s.metadata.tables)
             if present:
                 raise RegistryExistsError(
                     f"{database.location} already holds registry tables "
                     f"({', '.join(sorted(present))})"
+                )
+            if tables:
+                # Another application's database (or an event store): adding
+                # our tables would change data that is not ours.
+                raise RegistryExistsError(
+                    f"{database.location} already holds other tables "
+                    f"({', '.join(sorted(tables)[:5])}): create the registry in a new database"
                 )
             s.metadata.create_all(conn)
             conn.execute(
