@@ -81,3 +81,15 @@ def test_delete_refuses_a_folder_nothing_accounts_for(registry_url: str, tmp_pat
     )
     assert result.exit_code == 2, result.output
     assert (folder / "a.txt").read_text() == "mine"
+
+
+def test_logs_that_are_no_logs_are_refused(registry_url: str, tmp_path: Path) -> None:
+    import pytest
+
+    from qbb_events import LogCorruptedError
+
+    run = three_task_run(tmp_path, exposures=2)
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"not": "a log"}\n')
+    with Registry.create(registry_url) as registry, pytest.raises(LogCorruptedError):
+        find_orphans(run.root / "repo", registry, logs=notes)

@@ -9,7 +9,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import NotADatastoreError
+from ..errors import LogCorruptedError, NotADatastoreError
 from ..logs import LogSource, stored_logs
 from ._registry import Registry
 
@@ -42,6 +42,8 @@ def find_orphans(
     ------
     FileNotFoundError
         If ``root`` is not a directory.
+    LogCorruptedError
+        If one of ``logs`` holds no event at all (it is not a log).
     NotADatastoreError
         If a file nothing accounts for is an SQLite database, an event log or
         a Parquet file of an export or graph: the root is not a datastore, and
@@ -105,15 +107,23 @@ def _written_by_us(path: Path) -> bool:
 def _logged_paths(logs: LogSource) -> set[str]:
     paths = set()
     for log in stored_logs(logs):
+        events = 0
         for _, record, complete in log:
-            if not complete or b'"output_written"' not in record:
+            if not complete:
                 continue
             try:
                 event = orjson.loads(record)
             except orjson.JSONDecodeError:
                 continue
-            if event.get("kind") == "output_written" and isinstance(event.get("record"), dict):
+            if not isinstance(event, dict) or "kind" not in event:
+                continue
+            events += 1
+            if event["kind"] == "output_written" and isinstance(event.get("record"), dict):
                 path = event["record"].get("path")
                 if isinstance(path, str):
                     paths.add(path)
+        if not events:
+            # A mistyped --logs must not count as "no outputs logged": the
+            # files those logs account for would be listed (and deleted).
+            raise LogCorruptedError(f"{log.location} holds no event: it is not an event log")
     return paths
