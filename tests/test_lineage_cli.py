@@ -155,3 +155,24 @@ def test_a_refusing_server_is_one_line_and_exit_2(
     # A failed export leaves no partial file.
     assert not out.exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_postgresql_event_store_is_a_source(run: LineageRun, tmp_path: Path) -> None:
+    from support import postgres
+
+    from qbb_events import copy_logs
+
+    url = postgres.create_database("qbb_lineage")
+    try:
+        copy_logs([run.logs], url)
+        from_files, from_store = tmp_path / "files.ndjson", tmp_path / "store.ndjson"
+        assert _invoke(str(run.logs), "--out", str(from_files)).exit_code == 0
+        result = _invoke(url, "--out", str(from_store), "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["attempts"] == len(run.statuses)
+        runs = {json.loads(line)["run"]["runId"] for line in from_files.read_text().splitlines()}
+        assert {
+            json.loads(line)["run"]["runId"] for line in from_store.read_text().splitlines()
+        } == runs
+    finally:
+        postgres.drop_database(url)

@@ -421,7 +421,7 @@ def export(
 
 
 @main.command("export-lineage")
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=_SOURCE)
 @click.option(
     "--format",
     "format_",
@@ -435,7 +435,7 @@ def export(
 @click.option("--derivations", is_flag=True, help="PROV: also state wasDerivedFrom.")
 @_json_option
 def export_lineage_command(
-    sources: tuple[Path, ...],
+    sources: tuple[str, ...],
     format_: str,
     out: Path | None,
     url: str | None,
